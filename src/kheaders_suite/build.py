@@ -1,0 +1,322 @@
+"""Step 3: build a kernel for (source, arch, variant), keyed and cached outside the repo.
+
+Layout under the cache dir:
+
+    work/<arch>-<tree>/src   work copy of the source (worktree.py), patched per variant
+    work/<arch>-<tree>/obj   the one object tree all variants of this arch share
+    builds/<arch>-<variant>-<key>/  what a test needs, copied out: image, .config, the
+                             archive, installed modules, generated headers, build.json, build.log
+
+A key covers everything that decides the output (harness version, source identity, fragments,
+patches, compiler, timestamp), so a second run with the same key does not build at all, and
+xdist workers wanting the same key wait on one lock and share the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kheaders_suite import HARNESS_VERSION, kconfig, worktree
+from kheaders_suite.arches import Arch
+from kheaders_suite.errors import BuildFailed, ConfigMismatch
+from kheaders_suite.locks import file_lock
+from kheaders_suite.paths import CONFIGS_DIR, PATCHES_DIR
+from kheaders_suite.source import KernelSource
+from kheaders_suite.variants import Variant
+
+# Fixed so that two builds of one key give the same bytes (gen_kheaders.sh uses it as the
+# archive's mtime; UTS_VERSION carries it too).
+BUILD_TIMESTAMP = "2019-04-26 00:00:00 UTC"
+BASE_FRAGMENT = "base.config"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """What a build produced, as plain paths: everything later steps need."""
+
+    key: str
+    arch: str
+    variant: str
+    release: str
+    dir: Path
+    image: Path
+    config: Path
+    archive: Path | None  # copy of kernel/kheaders_data.tar.xz, None if IKHEADERS off
+    modroot: Path | None  # INSTALL_MOD_PATH: <modroot>/lib/modules/<release>
+    source_dir: Path  # the pristine tree the work copy mirrors
+    srcarch: str
+    objtree_headers: Path  # copy of the object tree's *.h (include/, arch/*/include/)
+    log: Path
+    seconds: float
+    source_origin: str = ""
+    cached: bool = field(default=False, compare=False)
+
+    def to_json(self) -> str:
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        data.pop("cached")
+        return json.dumps(data, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> KernelBuild:
+        data = json.loads(text)
+        paths = {f.name for f in fields(cls) if "Path" in str(f.type)}
+        conv: dict[str, Any] = {
+            k: (Path(v) if k in paths and v is not None else v) for k, v in data.items()}
+        return cls(**conv, cached=True)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    cache_dir: Path
+    jobs: int = (os.cpu_count() or 1) + 1
+    extra_fragments: tuple[Path, ...] = ()
+    timeout: float = 3 * 3600.0
+    use_ccache: bool = True
+    # Until 6.17 gen_kheaders.sh skips regeneration when an md5 of `ls -l` of the headers is
+    # unchanged, and leaves autoconf.h out of that md5 on the theory that include/config/*
+    # stamps catch config changes; since 0e0345b77ac4 (5.13) those stamps are not *.h, so a
+    # config-only change (the variants, sharing one object tree) keeps a stale archive.
+    # True: delete kernel/kheaders.md5 before make, so every build packs its own config.
+    # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
+    force_kheaders_regen: bool = True
+
+
+def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = ()) -> list[Path]:
+    return [CONFIGS_DIR / BASE_FRAGMENT, CONFIGS_DIR / arch.fragment,
+            CONFIGS_DIR / variant.fragment, *extra]
+
+
+def build_key(parts: Mapping[str, str]) -> str:
+    """Stable hash of the named inputs (pure: same inputs, same key)."""
+    blob = json.dumps(dict(sorted(parts.items())), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def compiler_version(arch: Arch) -> str:
+    cc = f"{arch.cross_prefix()}gcc"
+    try:
+        out = subprocess.run((cc, "--version"), capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise BuildFailed(f"{cc} not found; run ci/setup (Debian: apt-get install "
+                          f"gcc-{arch.cross_prefix().rstrip('-') or 'x86-64-linux-gnu'})") from None
+    return out.stdout.splitlines()[0] if out.stdout else cc
+
+
+def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
+               opts: BuildOptions) -> dict[str, str]:
+    parts = {"harness": HARNESS_VERSION, "source": source.identity, "arch": arch.name,
+             "variant": variant.name, "compiler": compiler_version(arch),
+             "timestamp": BUILD_TIMESTAMP,
+             "force_kheaders_regen": str(opts.force_kheaders_regen)}
+    for frag in fragments_for(arch, variant, opts.extra_fragments):
+        parts[f"fragment:{frag.name}"] = frag.read_text()
+    if variant.patch_series:
+        series = worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
+        for patch in series.patches:
+            parts[f"patch:{patch.name}"] = patch.read_text()
+    return parts
+
+
+def workspace(opts: BuildOptions, source: KernelSource, arch: Arch) -> Path:
+    tree = hashlib.sha256(str(source.path).encode()).hexdigest()[:10]
+    return opts.cache_dir / "work" / f"{arch.name}-{tree}"
+
+
+def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
+                 progress: Progress) -> KernelBuild:
+    """Return the cached build for this key, building it first if needed."""
+    key = build_key(key_inputs(source, arch, variant, opts))
+    out = opts.cache_dir / "builds" / f"{arch.name}-{variant.name}-{key}"
+    record = out / "build.json"
+    if record.exists():
+        return KernelBuild.from_json(record.read_text())
+    ws = workspace(opts, source, arch)
+    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+        if record.exists():  # another worker built it while we waited
+            return KernelBuild.from_json(record.read_text())
+        build = _build(source, arch, variant, opts, key, ws, out, progress)
+        record.write_text(build.to_json())
+    return build
+
+
+def build_uncached(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
+                   progress: Progress, out: Path) -> KernelBuild:
+    """Build in the shared workspace into ``out``, bypassing the cache (for experiments that
+    need a known sequence of incremental builds)."""
+    key = build_key(key_inputs(source, arch, variant, opts))
+    ws = workspace(opts, source, arch)
+    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+        return _build(source, arch, variant, opts, key, ws, out, progress)
+
+
+def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
+           key: str, ws: Path, out: Path, progress: Progress) -> KernelBuild:
+    start = time.monotonic()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    log = out / "build.log"
+    label = f"{arch.name}-{variant.name}"
+    runner = _Runner(log, _make_env(opts), progress, label, opts.timeout)
+    progress(f"{label}: building {source.origin} (key {key}), log {log}")
+    series = (worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
+              if variant.patch_series else None)
+    runner.stage("sync source")
+    worktree.sync(source.path, ws / "src", source.version, series)
+    obj = ws / "obj"
+    obj.mkdir(parents=True, exist_ok=True)
+    _configure(runner, ws / "src", obj, arch, fragments_for(arch, variant, opts.extra_fragments))
+    make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
+                             _cc(arch, opts))
+    runner.stage("make")
+    if opts.force_kheaders_regen:
+        (obj / "kernel/kheaders.md5").unlink(missing_ok=True)
+    runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"))
+    # The archive the image embeds, taken before any further make can repack it.
+    archive = _copy_archive(obj, out)
+    modroot = _install_modules(runner, make, obj, out)
+    progress(f"{label}: built in {time.monotonic() - start:.0f}s")
+    return _collect(source, arch, variant, key, obj, out, modroot, archive, log,
+                    time.monotonic() - start)
+
+
+def _configure(runner: _Runner, src: Path, obj: Path, arch: Arch, frags: list[Path]) -> None:
+    runner.stage("configure")
+    all_frags = [*kconfig.tiny_fragments(src, arch.srcarch), *frags]
+    runner.run(kconfig.merge_config_cmd(src, obj, all_frags), cwd=src,
+               env={"ARCH": arch.make_arch, "CROSS_COMPILE": arch.cross_prefix()})
+    gcc = f"{arch.cross_prefix()}gcc"
+    make = kconfig.make_args(src, obj, arch.make_arch, arch.cross_prefix(), gcc)
+    runner.run((*make, "olddefconfig"))
+    wanted = kconfig.merge_fragments(f.read_text() for f in frags)
+    resolved = kconfig.parse_config((obj / ".config").read_text())
+    misses = kconfig.unmet(wanted, resolved)
+    if misses:
+        raise ConfigMismatch(f"{len(misses)} requested symbols did not stick after olddefconfig: "
+                             + "; ".join(str(m) for m in misses))
+
+
+def _install_modules(runner: _Runner, make: tuple[str, ...], obj: Path,
+                     out: Path) -> Path | None:
+    if not (obj / "modules.order").exists():
+        return None
+    runner.stage("modules_install")
+    modroot = out / "modroot"
+    runner.run((*make, f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"))
+    return modroot
+
+
+def _copy_archive(obj: Path, out: Path) -> Path | None:
+    built = obj / "kernel/kheaders_data.tar.xz"
+    if not built.exists():
+        return None
+    shutil.copy2(built, out / "kheaders_data.tar.xz")
+    return out / "kheaders_data.tar.xz"
+
+
+def _collect(source: KernelSource, arch: Arch, variant: Variant, key: str, obj: Path,
+             out: Path, modroot: Path | None, archive: Path | None, log: Path,
+             seconds: float) -> KernelBuild:
+    image = out / Path(arch.image).name
+    shutil.copy2(obj / arch.image, image)
+    shutil.copy2(obj / ".config", out / "config")
+    shutil.copy2(obj / "System.map", out / "System.map")
+    headers = out / "objtree"
+    for sub in ("include", f"arch/{arch.srcarch}/include"):
+        _copy_headers(obj / sub, headers / sub)
+    release = (obj / "include/config/kernel.release").read_text().strip()
+    return KernelBuild(key=key, arch=arch.name, variant=variant.name, release=release,
+                       dir=out, image=image, config=out / "config", archive=archive,
+                       modroot=modroot, source_dir=source.path, srcarch=arch.srcarch,
+                       objtree_headers=headers, log=log, seconds=round(seconds, 1),
+                       source_origin=source.origin)
+
+
+def _copy_headers(src: Path, dest: Path) -> None:
+    for path in src.rglob("*.h"):
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def _cc(arch: Arch, opts: BuildOptions) -> str:
+    gcc = f"{arch.cross_prefix()}gcc"
+    return f"ccache {gcc}" if opts.use_ccache and shutil.which("ccache") else gcc
+
+
+def _make_env(opts: BuildOptions) -> dict[str, str]:
+    return {
+        "KBUILD_BUILD_TIMESTAMP": BUILD_TIMESTAMP,
+        "KBUILD_BUILD_USER": "kheaders",
+        "KBUILD_BUILD_HOST": "suite",
+        # Before 6.14 (41e86fe7ebe9) the archive packs include/generated/utsversion.h, whose
+        # "#N" build number every vmlinux link bumps: the archive then carries the previous
+        # link's number, and a later make (modules_install) repacks it with the new one.
+        # A fixed number keeps UTS_VERSION, and so the archive, stable across links.
+        "KBUILD_BUILD_VERSION": "1",
+        "CCACHE_DIR": str(opts.cache_dir / "ccache"),
+        # Relative paths in the hash, so work copies at other paths still hit.
+        "CCACHE_BASEDIR": str(opts.cache_dir),
+        "CCACHE_MAXSIZE": "8G",
+        "CCACHE_NOHASHDIR": "1",
+        # Never depend mode: it keys on the compiler's -MD list, which does not name the file
+        # an asm .incbin pulls in, so it served a kheaders.o embedding an older archive (the
+        # identity check caught it). The default mode scans preprocessed output for .incbin
+        # and does not cache kheaders.o (nor configs.o) at all. (ccache booleans are true for
+        # any value, even "0": the NO form is the way to say no, whatever the user's config.)
+        "CCACHE_NODEPEND": "1",
+    }
+
+
+class _Runner:
+    """Runs build commands into one log, printing the stage and elapsed time as it goes."""
+
+    def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
+                 timeout: float) -> None:
+        self.log, self.env, self.progress, self.label = log, env, progress, label
+        self.timeout = timeout
+        self.current = "start"
+        self.t0 = time.monotonic()
+
+    def stage(self, name: str) -> None:
+        self.current = name
+        self.progress(f"{self.label}: {name} ({time.monotonic() - self.t0:.0f}s)")
+
+    def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, **self.env, **(env or {})}
+        with self.log.open("a") as sink:
+            sink.write(f"\n$ {' '.join(cmd)}\n")
+            sink.flush()
+            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=sink,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._wait(proc)
+        if proc.returncode != 0:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
+            raise BuildFailed(f"{self.label}: {self.current} failed (exit {proc.returncode}); "
+                              f"full log {self.log}\n{tail}")
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                proc.wait(timeout=min(60.0, max(1.0, deadline - time.monotonic())))
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise BuildFailed(f"{self.label}: {self.current} exceeded "
+                                      f"{self.timeout:.0f}s; log {self.log}") from None
+                self.progress(f"{self.label}: {self.current} "
+                              f"{time.monotonic() - self.t0:.0f}s elapsed, log {self.log}")

@@ -1,0 +1,40 @@
+"""Two families of failure, kept apart as tuxmake does.
+
+``UserError``: the input is wrong (a bad option, a path that is not a kernel tree). The message
+is one line that names the fix. ``InfraError``: the machinery broke (build failed, QEMU missing,
+VM lost). In pytest it surfaces as an ERROR of the fixture, never as a test FAIL.
+``VariantUnavailable``: this variant cannot be built from this source (a carried patch does
+not apply); its tests are skipped with the reason.
+"""
+
+
+class SuiteError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class UserError(SuiteError):
+    """Bad input: a one-line message that says what to change."""
+
+
+class VariantUnavailable(SuiteError):
+    """This variant cannot be built from this kernel source."""
+
+
+class InfraError(SuiteError):
+    """The harness or the machine failed: not a verdict on the kernel under test."""
+
+
+class BuildFailed(InfraError):
+    """make (or config merging) failed; the message carries the log path and tail."""
+
+
+class ConfigMismatch(InfraError):
+    """Requested config symbols did not survive olddefconfig."""
+
+
+class VMLost(InfraError):
+    """The VM did not come up, or died; the message carries the console tail."""
+
+
+class GuestTimeout(InfraError):
+    """A command in the guest did not finish before its deadline."""

@@ -1,0 +1,134 @@
+"""The copy of the source a workspace builds from, with a variant's patches applied.
+
+The user's tree (or the extracted Debian tree) is never written: the work copy is made with
+rsync --link-dest (hard links where the filesystem allows, so it is nearly free), and a file a
+patch touches is first replaced by a private copy. All variants of one arch build in one work
+copy and one object tree, so switching variant rebuilds only what the patch and the config
+change (kernel/kheaders.o and a relink), not the whole kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kheaders_suite.errors import InfraError, VariantUnavailable
+from kheaders_suite.source import KernelVersion
+
+_STATE = ".kheaders-suite-patched.json"
+_PATCHED_FILE = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.M)
+_CHECKING = re.compile(r"^checking file (\S+)", re.M)
+
+
+@dataclass(frozen=True)
+class PatchSeries:
+    name: str
+    min_version: KernelVersion
+    patches: tuple[Path, ...]
+
+
+def pick_series(root: Path, name: str, version: KernelVersion) -> PatchSeries:
+    """The series dir with the highest minimum version not above ``version``.
+
+    kernels/patches/<name>/<min-version>/*.patch: one dir per version range.
+    """
+    ranges = []
+    for sub in sorted((root / name).iterdir()) if (root / name).is_dir() else []:
+        try:
+            ranges.append((KernelVersion.parse(sub.name), sub))
+        except ValueError:
+            continue
+    usable = [(v, d) for v, d in ranges if v <= version]
+    if not usable:
+        have = ", ".join(f">= {v}" for v, _ in sorted(ranges)) or "none"
+        raise VariantUnavailable(f"no {name} patch for kernel {version} (carried: {have})")
+    min_version, folder = max(usable)
+    return PatchSeries(name, min_version, tuple(sorted(folder.glob("*.patch"))))
+
+
+def patched_files(patch_text: str) -> list[str]:
+    return [p for p in _PATCHED_FILE.findall(patch_text) if p != "/dev/null"]
+
+
+def first_failing_file(patch_output: str) -> str:
+    """The first file GNU patch reported a failure for, from its --dry-run output."""
+    current = "?"
+    for line in patch_output.splitlines():
+        if m := _CHECKING.match(line) or re.match(r"^patching file (\S+)", line):
+            current = m.group(1)
+        elif "FAILED" in line or "can't find file" in line or "malformed" in line:
+            return current
+    return current
+
+
+def patch_cmd(work: Path, patch: Path, dry_run: bool) -> tuple[str, ...]:
+    args = ("patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-d", str(work))
+    return (*args, *(("--dry-run",) if dry_run else ()), "-i", str(patch))
+
+
+def rsync_cmd(src: Path, work: Path) -> tuple[str, ...]:
+    return ("rsync", "-a", "--delete", "--exclude=/.git", f"--link-dest={src}",
+            f"{src}/", f"{work}/")
+
+
+def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | None) -> None:
+    """Make ``work`` equal to ``src`` plus ``series``, touching only what differs."""
+    work.mkdir(parents=True, exist_ok=True)
+    previous = _read_state(work)
+    _run(rsync_cmd(src, work), "rsync of the kernel source")
+    # rsync restored previously patched files with their old mtimes; make compares mtimes,
+    # so without a touch an object built from the patched file would be kept.
+    for rel in previous:
+        if (work / rel).exists():
+            _unshare(work / rel)  # never touch the shared inode: it is the user's file
+            os.utime(work / rel)
+    touched: list[str] = []
+    for patch in series.patches if series else ():
+        touched += _apply(work, patch, version)
+    _write_state(work, touched)
+
+
+def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
+    files = patched_files(patch.read_text(errors="replace"))
+    dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True)
+    if dry.returncode != 0:
+        raise VariantUnavailable(
+            f"patch {patch.name} does not apply to {version}: "
+            f"first failing file {first_failing_file(dry.stdout + dry.stderr)}"
+        )
+    for rel in files:
+        _unshare(work / rel)
+    _run(patch_cmd(work, patch, False), f"applying {patch.name}")
+    return files
+
+
+def _unshare(path: Path) -> None:
+    """Replace a hard-linked file by a private copy, so patching cannot reach the original."""
+    if path.exists() and path.stat().st_nlink > 1:
+        tmp = path.with_name(path.name + ".unshare")
+        shutil.copy2(path, tmp)
+        os.replace(tmp, path)
+
+
+def _read_state(work: Path) -> list[str]:
+    try:
+        return list(json.loads((work / _STATE).read_text()))
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _write_state(work: Path, touched: Sequence[str]) -> None:
+    (work / _STATE).write_text(json.dumps(list(touched)))
+
+
+def _run(cmd: tuple[str, ...], what: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise InfraError(f"{what} failed ({cmd[0]} exit {result.returncode}): "
+                         f"{result.stderr.strip()[-300:]}")
