@@ -1,0 +1,81 @@
+"""Reading kernel output: console logs and dmesg, for boot diagnosis and oops detection."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Lines that open a report the suite must fail on: BUG, WARNING, Oops, KASAN, lockdep, panic.
+_REPORT_START = re.compile(
+    r"(BUG: |WARNING: |Oops|general protection fault|KASAN: |"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"Kernel panic - not syncing|kernel BUG at|UBSAN: |detected buffer overflow)"
+)
+_REPORT_END = re.compile(r"(---\[ end trace|---\[ end Kernel panic)")
+_TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+# Boot failures worth naming in a VMLost message.
+_FATAL_BOOT = (
+    "Kernel panic - not syncing",
+    "Could not set up host forwarding rule",
+    "qemu-system",
+)
+
+
+@dataclass(frozen=True)
+class KernelReport:
+    headline: str
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def strip_timestamp(line: str) -> str:
+    return _TIMESTAMP.sub("", line)
+
+
+def find_reports(text: str, max_lines: int = 40) -> list[KernelReport]:
+    """Every BUG/WARNING/Oops/KASAN/lockdep/panic report in kernel output, with its body."""
+    reports: list[KernelReport] = []
+    lines = [strip_timestamp(line) for line in text.splitlines()]
+    i = 0
+    while i < len(lines):
+        if _REPORT_START.search(lines[i]):
+            body = [lines[i]]
+            j = i + 1
+            while j < len(lines) and len(body) < max_lines:
+                body.append(lines[j])
+                if _REPORT_END.search(lines[j]):
+                    break
+                j += 1
+            reports.append(KernelReport(lines[i].strip(), tuple(body)))
+            i = j + 1
+        else:
+            i += 1
+    return reports
+
+
+def tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def boot_failure(text: str) -> str | None:
+    """The first line explaining why a VM did not come up, if the console says."""
+    for line in text.splitlines():
+        if any(marker in line for marker in _FATAL_BOOT):
+            return strip_timestamp(line).strip()
+    return None
+
+
+def boot_hint(text: str) -> str | None:
+    """Advice for a known way a guest comes up without SSH."""
+    if re.search(r"renamed from eth0", text):
+        return ("udev renamed eth0 after virtme-ng began DHCP on it: systemd-udevd from the "
+                "shared host root ignores net.ifnames=0 when it believes it runs in a "
+                "container (/.dockerenv); remove the udev package on this host")
+    return None
+
+
+def hostfwd_conflict(text: str) -> bool:
+    """QEMU could not bind the SSH forward port (another VM took it): retry with a new one."""
+    return "Could not set up host forwarding rule" in text

@@ -1,0 +1,271 @@
+"""Step 5: talk to the guest over SSH (paramiko). Commands return a small result record.
+
+stdout and stderr are read together as data arrives (select on the channel): reading one to
+the end before the other deadlocks once the other fills the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import select
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from kheaders_suite import console, guest_scripts
+from kheaders_suite.deadline import Deadline
+from kheaders_suite.errors import GuestTimeout, VMLost
+from kheaders_suite.vm import VM
+
+# Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
+# traceback; those are expected while booting, and connect() reports the last one itself.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+
+VIRTME_KEY = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
+# Base timeouts in seconds under KVM; multiplied by Accel.scale(arch) under TCG.
+BOOT_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 60.0
+AGENT_PATH = "/tmp/kheaders-agent.py"
+AGENT_MARGIN = 30.0
+
+
+class GuestCommandFailed(AssertionError):
+    """A checked command exited non-zero: a test failure, with the command's output."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    def check(self) -> CommandResult:
+        __tracebackhide__ = True
+        if self.rc != 0:
+            raise GuestCommandFailed(self.describe())
+        return self
+
+    def describe(self) -> str:
+        return (f"$ {self.command}\nexit {self.rc} after {self.duration:.2f}s\n"
+                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}")
+
+
+def as_user(argv: Sequence[str], user: str | None) -> tuple[str, ...]:
+    """With ``user``, drop privileges with setpriv first."""
+    if user is None:
+        return tuple(argv)
+    return ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *argv)
+
+
+def command_line(argv: Sequence[str], user: str | None = None) -> str:
+    """Shell-quote an argv (never pasted), dropping privileges first with ``user``."""
+    return shlex.join(as_user(argv, user))
+
+
+class Guest:
+    """A booted VM reachable over SSH."""
+
+    def __init__(self, vm: VM, client: paramiko.SSHClient, scale: float) -> None:
+        self.vm, self.client, self.scale = vm, client, scale
+        self.build = vm.spec.build
+        self.arch = vm.spec.arch
+        self.accel = vm.spec.accel
+        self.boot_seconds = 0.0
+        self.agent: Agent | None = None
+
+    def start_agent(self) -> None:
+        """Serve later commands over one channel (see guest_scripts/agent.py); on failure
+        commands keep using one SSH exec channel each."""
+        self.write_bytes(AGENT_PATH, guest_scripts.source("agent.py"))
+        self.agent = Agent.start(self.client, Deadline(COMMAND_TIMEOUT * self.scale))
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = False,
+            user: str | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run ``argv`` (never through a shell string) within ``timeout`` (scaled default)."""
+        __tracebackhide__ = True
+        result = self._execute(as_user(argv, user), timeout, stdin)
+        return result.check() if check else result
+
+    def run_script(self, script: str, *, timeout: float | None = None,
+                   stdin: bytes | None = None) -> CommandResult:
+        """Run a shell snippet as is (for pipelines the test spells out itself)."""
+        return self._execute(("sh", "-c", script), timeout, stdin)
+
+    def _execute(self, argv: tuple[str, ...], timeout: float | None,
+                 stdin: bytes | None) -> CommandResult:
+        seconds = timeout if timeout is not None else COMMAND_TIMEOUT * self.scale
+        if self.agent is not None:
+            try:
+                return self.agent.call(argv, stdin, seconds)
+            except GuestTimeout:
+                self.agent = None  # its channel is in an unknown state: stop using it
+                raise
+        return self._exec_channel(shlex.join(argv), seconds, stdin)
+
+    def _exec_channel(self, script: str, seconds: float, stdin: bytes | None) -> CommandResult:
+        deadline = Deadline(seconds)
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise VMLost(f"SSH session gone; console tail:\n{self.console_tail()}")
+        chan = transport.open_session(timeout=deadline.remaining)
+        start = time.monotonic()
+        chan.exec_command(script)
+        if stdin:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        out, err = _collect(chan, deadline, script)
+        return CommandResult(script, chan.recv_exit_status(), out.decode(errors="replace"),
+                             err.decode(errors="replace"), time.monotonic() - start)
+
+    def guest_path(self, host: Path) -> str:
+        """The guest's path for a host file under the build dir (same path when shared)."""
+        return self.vm.spec.guest_path(host)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.client.open_sftp() as sftp, sftp.open(path, "rb") as handle:
+            return bytes(handle.read())
+
+    def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        with self.client.open_sftp() as sftp:
+            with sftp.open(path, "wb") as handle:
+                handle.write(data)
+            sftp.chmod(path, mode)
+
+    def dmesg(self) -> str:
+        return self.run(("dmesg",), check=True).stdout
+
+    def console_tail(self, lines: int = 40) -> str:
+        return console.tail(self.vm.console_text(), lines)
+
+    def close(self) -> None:
+        self.client.close()
+        self.vm.close()
+
+
+class Agent:
+    """The host end of guest_scripts/agent.py: one JSON line out, one JSON line back."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self.chan = chan
+        self.buffer = bytearray()
+        self.next_id = 0
+
+    @classmethod
+    def start(cls, client: paramiko.SSHClient, deadline: Deadline) -> Agent | None:
+        transport = client.get_transport()
+        if transport is None:
+            return None
+        chan = transport.open_session(timeout=deadline.remaining)
+        chan.exec_command(shlex.join(("python3", "-u", AGENT_PATH)))
+        agent = cls(chan)
+        try:
+            ready = json.loads(agent.readline(deadline))
+        except (GuestTimeout, ValueError, EOFError):
+            chan.close()
+            return None
+        return agent if "ready" in ready else None
+
+    def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float) -> CommandResult:
+        self.next_id += 1
+        request = {"id": self.next_id, "argv": list(argv), "timeout": seconds,
+                   "stdin": base64.b64encode(stdin).decode() if stdin else None}
+        self.chan.sendall((json.dumps(request) + "\n").encode())
+        # The agent enforces ``seconds`` itself; the margin covers its own reply.
+        reply = json.loads(self.readline(Deadline(seconds + AGENT_MARGIN)))
+        command = shlex.join(argv)
+        if reply["timed_out"]:
+            raise GuestTimeout(f"guest command exceeded {seconds:.0f}s: {command}")
+        return CommandResult(command, int(reply["rc"]),
+                             base64.b64decode(reply["stdout"]).decode(errors="replace"),
+                             base64.b64decode(reply["stderr"]).decode(errors="replace"),
+                             float(reply["duration"]))
+
+    def readline(self, deadline: Deadline) -> bytes:
+        while b"\n" not in self.buffer:
+            if self.chan.recv_ready():
+                self.buffer += self.chan.recv(1 << 20)
+                continue
+            while self.chan.recv_stderr_ready():
+                self.chan.recv_stderr(65536)  # keep the window open; the agent logs nothing
+            if self.chan.exit_status_ready() and not self.chan.recv_ready():
+                raise EOFError("guest agent exited")
+            if deadline.expired:
+                raise GuestTimeout(f"guest agent gave no answer within {deadline.seconds:.0f}s")
+            select.select([self.chan], [], [], min(0.5, deadline.remaining))
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer = bytearray(rest)
+        return line
+
+
+def _collect(chan: paramiko.Channel, deadline: Deadline, what: str) -> tuple[bytes, bytes]:
+    out, err = bytearray(), bytearray()
+    while True:
+        while chan.recv_ready():
+            out += chan.recv(65536)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+        if chan.exit_status_ready() and drained and (chan.eof_received or chan.closed):
+            return bytes(out), bytes(err)
+        if deadline.expired:
+            chan.close()
+            raise GuestTimeout(f"guest command exceeded {deadline.seconds:.0f}s: {what}")
+        select.select([chan], [], [], min(0.5, deadline.remaining))
+
+
+def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT) -> Guest:
+    """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers."""
+    deadline = Deadline(boot_timeout * scale)
+    last_error = "no attempt"
+    while not deadline.expired:
+        if not vm.alive():
+            raise VMLost(_lost_message(vm, "VM exited before SSH came up"))
+        why = console.boot_failure(vm.console_text())
+        if why and "host forwarding" not in why and "qemu-system" not in why:
+            raise VMLost(_lost_message(vm, why))
+        try:
+            client = _ssh(vm.spec.port, min(10.0, max(1.0, deadline.remaining)))
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            deadline.sleep(0.25)
+            continue
+        guest = Guest(vm, client, scale)
+        guest.boot_seconds = deadline.elapsed
+        guest.start_agent()
+        return guest
+    raise VMLost(_lost_message(vm, f"no SSH within {deadline.seconds:.0f}s ({last_error})"))
+
+
+def _ssh(port: int, timeout: float) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect("127.0.0.1", port=port, username="root", key_filename=str(VIRTME_KEY),
+                       look_for_keys=False, allow_agent=False, timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout)
+    except BaseException:
+        client.close()
+        raise
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(15)
+    return client
+
+
+def _lost_message(vm: VM, why: str) -> str:
+    hint = console.boot_hint(vm.console_text())
+    if hint:
+        why = f"{why}; {hint}"
+    return (f"VM lost ({vm.spec.arch.name}-{vm.spec.build.variant}): {why}\n"
+            f"console log {vm.console}, last lines:\n{console.tail(vm.console_text(), 40)}")
+
+
+__all__ = ["CommandResult", "Guest", "GuestCommandFailed", "connect"]

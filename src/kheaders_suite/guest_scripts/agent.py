@@ -1,0 +1,58 @@
+"""Runs commands for the host over one long-lived SSH channel: a JSON request per line in,
+a JSON reply per line out.
+
+Why: under TCG every new SSH exec channel costs ~3 s in the guest (sshd forks, a PAM session,
+a login shell, all over 9p); the command itself is usually milliseconds. One channel, one
+Python process, and each command is just a fork/exec.
+
+Request:  {"id": 7, "argv": ["uname", "-r"], "stdin": "<base64>" | null, "timeout": 60.0}
+Reply:    {"id": 7, "rc": 0, "stdout": "<base64>", "stderr": "<base64>", "duration": 0.01,
+           "timed_out": false}
+A command that outlives its timeout is killed (with its process group) and reported with
+rc -9 and timed_out true. stdout and stderr are collected together by communicate().
+"""
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    data = base64.b64decode(request["stdin"]) if request.get("stdin") else None
+    start = time.monotonic()
+    proc = subprocess.Popen(request["argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = proc.communicate(data, timeout=request.get("timeout"))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    return {"id": request["id"], "rc": -9 if timed_out else proc.returncode,
+            "stdout": base64.b64encode(out).decode(), "stderr": base64.b64encode(err).decode(),
+            "duration": time.monotonic() - start, "timed_out": timed_out}
+
+
+def main() -> None:
+    sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            reply = run(request)
+        except OSError as exc:  # command not found, not executable: rc 127 like a shell
+            reply = {"id": request["id"], "rc": 127, "stdout": "",
+                     "stderr": base64.b64encode(str(exc).encode()).decode(),
+                     "duration": 0.0, "timed_out": False}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
