@@ -1,0 +1,274 @@
+"""The pytest face of the pipeline: options, the session-scoped fixture chain, reporting.
+
+    target (arch, variant) -> kernel_build -> guest -> kheaders (archive made present)
+
+Test ids carry "<arch>-<variant>", so `pytest vmtests -k proc` selects the proc variant and
+`-k "arm64 and module"` one arch of one variant. Tests of one target share one xdist group,
+so a worker boots each kernel once.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kheaders_suite import accel, arches, console, settings, variants
+from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
+from kheaders_suite.errors import UserError, VariantUnavailable
+from kheaders_suite.guest import Guest
+from kheaders_suite.report import WORKER_KEY, Recorder
+from kheaders_suite.source import KernelSource, embedded_source, user_source
+from kheaders_suite.variants import GuestStep, Variant
+
+SETTINGS = pytest.StashKey[settings.Settings]()
+RECORDER = pytest.StashKey[Recorder]()
+
+
+@dataclass(frozen=True)
+class Target:
+    arch: str
+    variant: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}-{self.variant}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[SETTINGS] = settings.from_config(config)
+    except UserError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RECORDER] = Recorder()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SETTINGS]
+    source = str(s.kernel_src) if s.kernel_src else f"{s.kernel_package} (embedded default)"
+    lines = [f"kheaders-suite: kernel source {source}; cache {s.cache_dir}"]
+    for name in s.arches:
+        decision = accel.detect(s.accel, arches.get(name), s.cache_dir)
+        lines.append(f"kheaders-suite: {name} guests: {decision.name} ({decision.reason})")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" not in metafunc.fixturenames:
+        return
+    s = metafunc.config.stash[SETTINGS]
+    marker = metafunc.definition.get_closest_marker("variants")
+    wanted = marker.args if marker else variants.names()
+    params = [
+        pytest.param(Target(a, v), id=f"{a}-{v}",
+                     marks=pytest.mark.xdist_group(xdist_group(s.arches, a, v)))
+        for a in s.arches for v in variants.names() if v in wanted
+    ]
+    metafunc.parametrize("target", params, indirect=True, scope="session")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """All tests of one target together, targets in arch then variant order: pytest's own
+    reordering heuristic split them (sysfs, module, sysfs again), and every split is one
+    more boot. The sort is stable, so each target keeps its tests' collected order."""
+    order = {name: i for i, name in enumerate(variants.names())}
+
+    def key(item: pytest.Item) -> tuple[int, str, int]:
+        callspec = getattr(item, "callspec", None)
+        t = callspec.params.get("target") if callspec is not None else None
+        if not isinstance(t, Target):
+            return (0, "", 0)  # tests without a VM first: they fail fast and cost little
+        return (1, t.arch, order.get(t.variant, len(order)))
+
+    items.sort(key=key)
+
+
+def xdist_group(all_arches: tuple[str, ...], arch: str, variant: str) -> str:
+    """One worker per arch when several run: its variants share one object tree (and one
+    build lock), so spreading them over workers would only queue them; with one arch,
+    spread the variants so their boots and tests overlap."""
+    return arch if len(all_arches) > 1 else f"{arch}-{variant}"
+
+
+def progress(config: pytest.Config, message: str) -> None:
+    """Print past pytest's capture: builds and boots take minutes and should say so."""
+    capman: Any = config.pluginmanager.getplugin("capturemanager")
+    line = f"[kheaders] {message}"
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            os.write(2, (line + "\n").encode())
+    else:
+        os.write(2, (line + "\n").encode())
+
+
+@pytest.fixture(scope="session")
+def suite_settings(pytestconfig: pytest.Config) -> settings.Settings:
+    return pytestconfig.stash[SETTINGS]
+
+
+@pytest.fixture(scope="session")
+def recorder(pytestconfig: pytest.Config) -> Recorder:
+    return pytestconfig.stash[RECORDER]
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    value: Target = request.param
+    return value
+
+
+@pytest.fixture(scope="session")
+def kernel_source(suite_settings: settings.Settings) -> KernelSource:
+    if suite_settings.kernel_src is not None:
+        return user_source(suite_settings.kernel_src)
+    return embedded_source(suite_settings.cache_dir, suite_settings.kernel_package)
+
+
+@pytest.fixture(scope="session")
+def kernel_build(target: Target, kernel_source: KernelSource,
+                 suite_settings: settings.Settings, pytestconfig: pytest.Config) -> KernelBuild:
+    opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
+                        extra_fragments=suite_settings.extra_fragments)
+    try:
+        return ensure_build(kernel_source, arches.get(target.arch), variants.get(target.variant),
+                            opts, lambda m: progress(pytestconfig, m))
+    except VariantUnavailable as exc:
+        pytest.skip(f"{target.id}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def guest(target: Target, kernel_build: KernelBuild, suite_settings: settings.Settings,
+          pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[Guest]:
+    from kheaders_suite.boot import boot
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log = suite_settings.results_dir / "consoles" / f"{target.id}-{worker}.log"
+    booted = boot(kernel_build, suite_settings, log, lambda m: progress(pytestconfig, m))
+    recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
+                 accel=booted.accel.name, release=kernel_build.release)
+    try:
+        yield booted
+    finally:
+        booted.close()
+
+
+@pytest.fixture
+def variant(target: Target) -> Variant:
+    return variants.get(target.variant)
+
+
+@contextmanager
+def archive_present(guest: Guest, build: KernelBuild) -> Iterator[str]:
+    """The variant's setup steps (mount, modprobe), its archive path, then its teardown."""
+    variant = variants.get(build.variant)
+    facts = build_facts(build, guest)
+    for step in variant.setup:
+        run_step(guest, variants.expand(step, facts))
+    try:
+        yield variant.archive_path
+    finally:
+        for step in variant.teardown:
+            run_step(guest, variants.expand(step, facts))
+
+
+@pytest.fixture
+def kheaders(guest: Guest, kernel_build: KernelBuild) -> Iterator[str]:
+    """The archive made present for one test, removed again afterwards."""
+    with archive_present(guest, kernel_build) as path:
+        yield path
+
+
+def build_facts(build: KernelBuild, guest: Guest) -> dict[str, str]:
+    """Placeholders for variant steps, as paths the guest sees."""
+    modroot = guest.guest_path(build.modroot) if build.modroot else ""
+    return {"modroot": modroot, "release": build.release}
+
+
+def run_step(guest: Guest, step: GuestStep) -> None:
+    __tracebackhide__ = True
+    if step.unless is not None and guest.run(step.unless).rc == 0:
+        return
+    guest.run(step.argv, check=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """After every VM test, scan the guest's kernel log: a BUG/WARNING/Oops fails the test."""
+    g = getattr(item, "funcargs", {}).get("guest")
+    if isinstance(g, Guest) and g.vm.alive():
+        g.run(("dmesg", "--clear"))
+    result = yield
+    if isinstance(g, Guest) and g.vm.alive():
+        reports = console.find_reports(g.run(("dmesg",)).stdout)
+        if reports:
+            raise AssertionError("kernel reported during the test:\n\n"
+                                 + "\n\n".join(str(r) for r in reports))
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the VM's console tail (and its path) to every failing or erroring VM test."""
+    report: pytest.TestReport = yield
+    g = getattr(item, "funcargs", {}).get("guest")
+    if report.failed and isinstance(g, Guest):
+        report.sections.append(("VM console (tail)",
+                                f"{g.vm.console}\n{console.tail(g.vm.console_text(), 60)}"))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """One line per archive check and target; the timing table when timings were taken."""
+    rec = config.stash[RECORDER]
+    checks = rec.of_kind("verify")
+    if checks:
+        terminalreporter.section("kheaders: archive vs build")
+        for r in sorted(checks, key=lambda r: (r["target"], r["check"])):
+            mark = "ok  " if r["ok"] else "FAIL"
+            terminalreporter.write_line(f"{mark} {r['target']:16} {r['check']:12} {r['summary']}")
+    timings = rec.of_kind("timing")
+    if timings:
+        from kheaders_suite.timing.summary import summary_lines
+
+        terminalreporter.section("kheaders: compile timing in the guest")
+        for line in summary_lines(timings):
+            terminalreporter.write_line(line)
+    for r in rec.of_kind("tamper"):
+        terminalreporter.write_line(f"kheaders: tamper catalogue caught {r['caught']}/{r['total']}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    rec = config.stash[RECORDER]
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKER_KEY] = rec.to_json()
+        return
+    if rec.records:
+        s = config.stash[SETTINGS]
+        rec.write(s.results_dir / "results.json",
+                  {"host": platform.node(), "arches": s.arches, "accel_option": s.accel})
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge a worker's records."""
+    text = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if text:
+        node.config.stash[RECORDER].merge_json(text)
+
+
+__all__ = ["Path", "Target"]

@@ -1,0 +1,79 @@
+"""Run the sweep inside the guest: upload compilebench.py and the workload, read its JSON.
+
+The measuring loop runs in the guest, so SSH latency is in no sample; this side only moves
+files, starts one command with a bounded timeout and parses what it prints.
+
+Scratch space is a tmpfs of its own, mounted for the run: the guest's /tmp is virtme-ng's
+overlay on a tmpfs upper (lower: the host's /tmp), whose file creation costs more than plain
+tmpfs and whose statvfs counts everything else in it; and on it rename(2) of a directory
+fails with EXDEV, which breaks bcc's extract-then-rename (vmtests/test_bcc.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kheaders_suite.guest import Guest
+from kheaders_suite.guest_scripts import source
+from kheaders_suite.timing import sweep
+
+GUEST_DIR = "/run/kheaders-timing"  # a tmpfs mounted for the sweep (tmpfs_mount)
+# Base seconds per compile (KVM); multiplied by guest.scale. Generous: a bound, not a guess.
+SECONDS_PER_COMPILE = 4.0
+FIXED_SECONDS = 120.0
+
+
+def timeout_for(plan: sweep.SweepPlan, scale: float) -> float:
+    """A bound on the whole sweep; per-invocation runs ~3 steps a compile, hence 3x."""
+    return (FIXED_SECONDS + 3 * SECONDS_PER_COMPILE * plan.compiles()) * scale
+
+
+@contextmanager
+def tmpfs_mount(guest: Guest, path: str) -> Iterator[str]:
+    """A fresh tmpfs at ``path`` in the guest for the duration; unmounted (freed) after."""
+    guest.run(("mkdir", "-p", path), check=True)
+    guest.run(("mount", "-t", "tmpfs", "-o", "mode=1777", "kheaders-scratch", path), check=True)
+    try:
+        yield path
+    finally:
+        guest.run(("umount", path))
+
+
+def online_cpus(guest: Guest) -> int:
+    """CPUs the guest kernel brought up: what parallelism can use (may be fewer than asked
+    for, e.g. an x86 kernel that cannot enumerate the others)."""
+    return int(guest.run(("getconf", "_NPROCESSORS_ONLN"), check=True).stdout.strip())
+
+
+def upload(guest: Guest, plan: sweep.SweepPlan) -> tuple[str, ...]:
+    guest.run(("mkdir", "-p", f"{GUEST_DIR}/src"), check=True)
+    guest.write_bytes(f"{GUEST_DIR}/compilebench.py", source("compilebench.py"))
+    paths = []
+    for path in plan.files:
+        dest = f"{GUEST_DIR}/src/{path.name}"
+        guest.write_bytes(dest, path.read_bytes())
+        paths.append(dest)
+    return tuple(paths)
+
+
+def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) -> dict[str, Any]:
+    """The guest script's raw output for this plan (raises GuestCommandFailed if it dies).
+    ``preinstalled`` is the host-extracted tree as the guest sees it (Guest.guest_path)."""
+    load_before = os.getloadavg()[0]
+    sources = upload(guest, plan)
+    config = sweep.guest_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
+                                preinstalled=preinstalled, sources=sources,
+                                srcarch=guest.build.srcarch)
+    guest.write_bytes(f"{GUEST_DIR}/config.json", json.dumps(config).encode())
+    result = guest.run(("python3", f"{GUEST_DIR}/compilebench.py", f"{GUEST_DIR}/config.json"),
+                       timeout=timeout_for(plan, guest.scale), check=True)
+    raw: dict[str, Any] = json.loads(result.stdout)
+    raw["ssh_seconds"] = round(result.duration, 2)
+    # The host's load says whether "idle machine" figures are what they claim to be.
+    raw["environment"]["host_loadavg_before"] = load_before
+    raw["environment"]["host_loadavg_after"] = os.getloadavg()[0]
+    return raw

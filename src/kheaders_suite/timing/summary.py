@@ -1,0 +1,135 @@
+"""Result records for the run's results.json, and the table for pytest's terminal summary.
+
+record_fields(doc, path) condenses one result document into what ``recorder.add("timing",
+target.id, **fields)`` stores; summary_lines(records) turns the recorder's records (any kinds:
+others are ignored) into the lines of the table.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kheaders_suite.timing.stats import summarize
+
+KINDS = ("timing", "bcc")
+HEADER = (f"{'target':<16} {'compiler':<9} {'strategy':<14} {'N':>3} {'median':>8} {'min':>8} "
+          f"{'max':>8} {'spread':>7} {'s/compile':>9} {'maxrss':>7} {'tmpfs':>8}")
+
+
+def _summary(samples: Sequence[float]) -> dict[str, float]:
+    s = summarize(samples)
+    return {"median": round(s.median, 4), "min": s.min, "max": s.max,
+            "spread": round(s.spread, 4)}
+
+
+def point_fields(point: dict[str, Any], files: int) -> dict[str, Any]:
+    rss = [b["maxrss_kb"].get("compile", 0) for b in point["batches"]]
+    fields = {"compiler": point["compiler"], "strategy": point["strategy"], "n": point["n"],
+              "samples": len(point["samples"]), **_summary(point["samples"]),
+              "maxrss_kb": max(rss, default=0),
+              "tmpfs_peak_bytes": max(point["tmpfs_peak_bytes"], default=0)}
+    fields["per_compile"] = round(fields["median"] / (point["n"] * max(1, files)), 4)
+    return fields
+
+
+def batch_share(point: dict[str, Any], key: str) -> float | None:
+    """Median over the measured batches of ``key`` (seconds) / batch wall."""
+    measured = point["batches"][len(point["batches"]) - len(point["samples"]):]
+    shares = [b[key] / b["wall"] for b in measured if key in b and b.get("wall")]
+    return round(statistics.median(shares), 5) if shares else None
+
+
+def overhead_fields(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per gcc point, as shares of the samples: "harness", the measuring loop's own busy time
+    (asserted < 2%); "spawn", time in posix_spawn (process creation and exec, which any job
+    runner pays); "empty", the same jobs with `true` steps against the real median (the
+    process-creation floor of the workload). The last two are reported only."""
+    empty = {(o["strategy"], o["n"]): summarize(o["samples"]).median for o in doc["overhead"]}
+    out = []
+    for p in doc["points"]:
+        if p["compiler"] != "gcc" or not p["samples"]:
+            continue
+        real = summarize(p["samples"]).median
+        floor = empty.get((p["strategy"], p["n"]))
+        out.append({"strategy": p["strategy"], "n": p["n"],
+                    "harness": batch_share(p, "loop_seconds"),
+                    "spawn": batch_share(p, "spawn_seconds"), "empty_seconds": floor,
+                    "empty": round(floor / real, 5) if floor is not None and real else None})
+    return out
+
+
+def record_fields(doc: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    files = len(doc["workload"])
+    extraction = doc["extraction"]
+    return {
+        "arch": doc["arch"], "variant": doc["variant"], "release": doc["release"],
+        "accel": doc["accel"], "guest_cpus": doc["guest_cpus"],
+        "online_cpus": doc["online_cpus"], "sweep": doc["sweep"],
+        "workload": doc["workload"], "json": str(path) if path else None,
+        "total_seconds": doc.get("total_seconds"),
+        "extraction": {**_summary(extraction["samples"] or extraction["warmup"]),
+                       "tmpfs_bytes": extraction.get("tmpfs_bytes"),
+                       "bytes": extraction.get("bytes"), "files": extraction.get("files")},
+        "points": [point_fields(p, files) for p in doc["points"] if p["samples"]],
+        "overhead": overhead_fields(doc), "failures": len(doc["failures"]),
+        "compilers_skipped": doc["compilers_skipped"],
+    }
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f}MB"
+
+
+def _worst(rec: dict[str, Any], key: str) -> str:
+    values = [o[key] for o in rec["overhead"] if o.get(key) is not None]
+    return f"{max(values):.2%}" if values else "-"
+
+
+def _timing_lines(rec: dict[str, Any]) -> list[str]:
+    target = rec.get("target") or f"{rec['arch']}-{rec['variant']}"
+    lines = []
+    for p in sorted(rec["points"], key=lambda p: (p["compiler"], p["n"], p["strategy"])):
+        lines.append(
+            f"{target:<16} {p['compiler']:<9} {p['strategy']:<14} {p['n']:>3} "
+            f"{p['median']:>8.3f} {p['min']:>8.3f} {p['max']:>8.3f} {p['spread']:>7.1%} "
+            f"{p['per_compile']:>9.3f} {p['maxrss_kb'] / 1024:>5.0f}MB "
+            f"{_mb(p['tmpfs_peak_bytes']):>8}")
+    x = rec["extraction"]
+    lines.append(
+        f"  {target}: {rec['release']} {rec['accel']} {rec['online_cpus']} vCPUs online "
+        f"({rec['guest_cpus']} asked), "
+        f"{len(rec['workload'])} files/job; one-time extraction {x['median']:.2f}s "
+        f"[{x['min']:.2f}-{x['max']:.2f}], {_mb(x.get('tmpfs_bytes'))} tmpfs; "
+        f"worst point: harness loop {_worst(rec, 'harness')}, spawn+exec "
+        f"{_worst(rec, 'spawn')}, `true`-step jobs {_worst(rec, 'empty')}; "
+        f"{rec['failures']} failed jobs" + (f"; {rec['json']}" if rec.get("json") else ""))
+    lines += [f"  {target}: {name} skipped: {why[:120]}"
+              for name, why in rec.get("compilers_skipped", {}).items()]
+    return lines
+
+
+def _bcc_line(rec: dict[str, Any]) -> str:
+    cold, warm = rec.get("cold", []), rec.get("warm", [])
+    def fmt(xs: list[float]) -> str:
+        return f"{summarize(xs).median:.2f}s (n={len(xs)})" if xs else "-"
+    return (f"{rec['target']:<16} bcc BPF() with the kheaders archive: cold {fmt(cold)} "
+            f"(extract + compile), warm {fmt(warm)} (reused {rec.get('cache_dir', '$TMPDIR')})")
+
+
+def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The terminal-summary table; [] when no record is of a timing kind."""
+    timing = [r for r in records if r.get("kind", "timing") == "timing" and "points" in r]
+    bcc = [r for r in records if r.get("kind") == "bcc"]
+    if not timing and not bcc:
+        return []
+    lines = ["kheaders compile timing: in-guest wall seconds per batch of N parallel jobs "
+             "(median, min, max, spread=(max-min)/median)"]
+    if timing:
+        lines.append(HEADER)
+        for rec in sorted(timing, key=lambda r: (r["arch"], r["variant"])):
+            lines += _timing_lines(rec)
+    lines += [_bcc_line(r) for r in sorted(bcc, key=lambda r: str(r.get("target")))]
+    return lines

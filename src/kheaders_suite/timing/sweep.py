@@ -1,0 +1,83 @@
+"""How big a sweep is (pure): N values, rounds, files; and the config the guest script reads.
+
+reduced (CI): N in {1, 2 x vCPUs}; one warm-up batch per strategy at N=1, then 3 measured
+rounds; one workload file (execsnoop.c) per job; pre-installed at N=1 only (its parallel
+points are in the full sweep: the parallel question is per-invocation against extract-once).
+Measured under TCG on the 2-core host with 2 vCPUs: a compile of execsnoop.c ~2.6 s, over
+9p ~6.5 s, an extraction ~1.5 s, a batch of 4 per-invocation jobs ~13 s: ~130 s of guest
+time per variant when the host is quiet (149 s measured with one hiccup; 190 s before
+pre-installed was cut to N=1); a second file would add ~100 s.
+full: every power of two up to 2 x vCPUs (and 2 x vCPUs itself), a warm-up round at every N,
+5 measured rounds, every workload file in each job.
+
+vCPUs means the CPUs the guest has online (what parallelism can use), not what was asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kheaders_suite.errors import UserError
+from kheaders_suite.timing import workload
+
+STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
+# A fixed CPU-bound loop in the guest's /bin/sh (~0.6 s under TCG), run once per round: it
+# involves nothing of the kernel under test, so it tracks how fast the host lets the guest
+# run; kheaders-compare divides that drift out between two runs.
+CALIBRATION = ("sh", "-c", 'i=0; while [ "$i" -lt 40000 ]; do i=$((i + 1)); done')
+SWEEPS = ("reduced", "full")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    sweep: str
+    ns: tuple[int, ...]
+    reps: int  # measured rounds per point, after the warm-up
+    warmup: int  # warm-up rounds (discarded), each at every N in ``warmup_ns``
+    warmup_ns: tuple[int, ...]
+    extract_reps: int  # measured one-time extractions (extract-once's fixed cost)
+    files: tuple[Path, ...]
+    strategies: tuple[str, ...] = STRATEGIES
+    skip: tuple[tuple[str, int], ...] = ()  # (strategy, N) points not run
+
+    def points(self) -> tuple[tuple[str, int], ...]:
+        """(strategy, N) of every measured point."""
+        return tuple((s, n) for n in self.ns for s in self.strategies
+                     if (s, n) not in self.skip)
+
+    def compiles(self) -> int:
+        """Compiler runs in the whole sweep (one compiler), for time bounds."""
+        warm = self.warmup * sum(self.warmup_ns) * len(self.strategies)
+        return (warm + self.reps * sum(n for _, n in self.points())) * len(self.files)
+
+
+def parallelism(cpus: int, full: bool) -> tuple[int, ...]:
+    """Powers of two up to 2 x cpus, plus 2 x cpus itself; reduced keeps the ends."""
+    top = 2 * max(1, cpus)
+    ns = sorted({1 << i for i in range(top.bit_length()) if 1 << i <= top} | {top})
+    return tuple(ns) if full else tuple(sorted({1, top}))
+
+
+def plan_for(sweep: str, cpus: int) -> SweepPlan:
+    if sweep not in SWEEPS:
+        raise UserError(f"--sweep {sweep!r}: choose from {', '.join(SWEEPS)}")
+    full = sweep == "full"
+    ns = parallelism(cpus, full)
+    skip = () if full else tuple(("pre-installed", n) for n in ns if n > 1)
+    return SweepPlan(sweep=sweep, ns=ns, reps=5 if full else 3, warmup=1,
+                     warmup_ns=ns if full else (1,), extract_reps=5 if full else 3,
+                     files=workload.sources(sweep), skip=skip)
+
+
+def guest_config(plan: SweepPlan, *, workdir: str, archive: str, preinstalled: str,
+                 sources: tuple[str, ...], srcarch: str) -> dict[str, Any]:
+    """What compilebench.py reads: paths as the guest sees them."""
+    return {"workdir": workdir, "archive": archive, "preinstalled": preinstalled,
+            "sources": list(sources),
+            "compilers": {k: list(v) for k, v in workload.templates(srcarch).items()},
+            "strategies": list(plan.strategies), "ns": list(plan.ns), "reps": plan.reps,
+            "warmup": plan.warmup, "warmup_ns": list(plan.warmup_ns),
+            "extract_reps": plan.extract_reps, "skip": [list(p) for p in plan.skip],
+            "calibration": list(CALIBRATION)}

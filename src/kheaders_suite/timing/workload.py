@@ -1,0 +1,78 @@
+"""The workload: C sources shaped like bcc tools, and the compiler command lines (pure).
+
+The sources (workload/*.c) include what real tracing tools include (linux/sched.h, fs.h,
+net/sock.h, skbuff.h, mm_types.h, blk-mq.h/bio.h, ...) and touch the types, so the compiler
+does what it does for a bcc program: parse a few hundred kernel headers, then a little code.
+
+Flags follow bcc's kbuild_helper for an archive-extracted tree: ``-D__KERNEL__``, ``-include
+include/linux/kconfig.h`` and its seven -I dirs (kheaders-facts.md, "Who reads it"), plus
+what gcc 12 needs to take kernel-internal headers as a userspace ``-c -O2`` compile: nothing
+more than bcc's own -fno-stack-protector and no unwind tables. With -Wall this set is warning
+free against 6.12 headers (x86_64). Templates carry {root}, {src}, {out}; the guest fills them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+WORKLOAD_DIR = Path(__file__).parent / "workload"
+# The reduced sweep (CI) compiles one file, for time (sweep.py): the scheduler/VFS side
+# (sched.h, fs.h, cred.h), which most tracing tools include.
+REDUCED = ("execsnoop.c",)
+
+
+def all_sources() -> tuple[Path, ...]:
+    return tuple(sorted(WORKLOAD_DIR.glob("*.c")))
+
+
+def sources(sweep: str) -> tuple[Path, ...]:
+    every = all_sources()
+    if sweep == "full":
+        return every
+    return tuple(p for p in every if p.name in REDUCED)
+
+
+def include_dirs(srcarch: str) -> tuple[str, ...]:
+    """bcc's -I list, relative to the tree's root, in bcc's order."""
+    arch = f"arch/{srcarch}/include"
+    return (arch, f"{arch}/generated", f"{arch}/uapi", f"{arch}/generated/uapi",
+            "include", "include/uapi", "include/generated/uapi")
+
+
+def common_flags(srcarch: str) -> tuple[str, ...]:
+    return ("-D__KERNEL__", '-DKBUILD_MODNAME="bcc"',
+            "-include", "{root}/include/linux/kconfig.h",
+            *(f"-I{{root}}/{d}" for d in include_dirs(srcarch)),
+            "-fno-stack-protector", "-fno-unwind-tables", "-fno-asynchronous-unwind-tables")
+
+
+def gcc_template(srcarch: str, cc: str = "gcc") -> tuple[str, ...]:
+    """The guest's gcc, as a userspace compile of kernel-internal headers."""
+    return (cc, "-c", "-O2", "-Wall", "-Wno-address-of-packed-member",
+            "-Wno-deprecated-declarations", *common_flags(srcarch), "{src}", "-o", "{out}")
+
+
+def clang_bpf_template(srcarch: str, cc: str = "clang") -> tuple[str, ...]:
+    """clang emitting BPF, with the warnings bcc silences for kernel headers."""
+    return (cc, "-target", "bpf", "-c", "-O2", "-D__BPF_TRACING__",
+            "-Wno-unused-value", "-Wno-pointer-sign", "-Wno-compare-distinct-pointer-types",
+            "-Wno-gnu-variable-sized-type-not-at-end", "-Wno-address-of-packed-member",
+            "-Wno-tautological-compare", "-Wno-unknown-warning-option",
+            *common_flags(srcarch), "{src}", "-o", "{out}")
+
+
+def templates(srcarch: str) -> dict[str, tuple[str, ...]]:
+    """Every compiler the sweep tries; the guest skips those it does not have."""
+    return {"gcc": gcc_template(srcarch), "clang-bpf": clang_bpf_template(srcarch)}
+
+
+def fill(template: Sequence[str], root: str, src: str, out: str) -> tuple[str, ...]:
+    """The argv for one compile (the guest script does the same substitution)."""
+    values = {"{root}": root, "{src}": src, "{out}": out}
+    filled = []
+    for arg in template:
+        for key, value in values.items():
+            arg = arg.replace(key, value)
+        filled.append(arg)
+    return tuple(filled)
