@@ -1,0 +1,3 @@
+#define CONFIG_64BIT 1
+#define CONFIG_SCHED_EXTRA 1
+#define CONFIG_IKHEADERS 1

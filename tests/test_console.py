@@ -1,0 +1,76 @@
+from pathlib import Path
+
+from kheaders_suite import console
+
+DATA = Path(__file__).parent / "data"
+
+WARN = """\
+[    3.100000] virtme-init: ssh: starting
+[    5.000001] ------------[ cut here ]------------
+[    5.000002] WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:40 ikheaders_read+0x10/0x20
+[    5.000003] Modules linked in: kheaders
+[    5.000004] Call Trace:
+[    5.000005]  <TASK>
+[    5.000006] ---[ end trace 0000000000000000 ]---
+[    5.100000] random: crng init done
+"""
+
+OOPS = """\
+[   12.0] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[   12.1] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[   12.2] RIP: 0010:ikheaders_read+0x5/0x20
+[   12.3] ---[ end trace 0000000000000000 ]---
+"""
+
+
+def test_warning_report_is_found_with_its_body() -> None:
+    reports = console.find_reports(WARN)
+    assert len(reports) == 1
+    assert reports[0].headline.startswith("WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:40")
+    assert reports[0].lines[-1].startswith("---[ end trace")
+    assert "random: crng" not in str(reports[0])
+
+
+def test_bug_and_its_oops_in_one_report() -> None:
+    reports = console.find_reports(OOPS)
+    assert [r.headline.split(":")[0] for r in reports] == ["BUG"]
+    assert "RIP: 0010:ikheaders_read" in str(reports[0])
+
+
+def test_clean_log_has_no_reports() -> None:
+    assert console.find_reports("[ 1.0] Linux version 6.12.117\n[ 2.0] Run /init\n") == []
+
+
+def test_fortify_panic_is_a_report() -> None:
+    text = ("[ 9.0] detected buffer overflow in memcpy\n"
+            "[ 9.1] kernel BUG at lib/string_helpers.c:1\n")
+    assert console.find_reports(text)[0].headline == "detected buffer overflow in memcpy"
+
+
+def test_boot_failure_names_the_panic() -> None:
+    text = ("[ 1.0] VFS: Cannot open root device\n"
+            "[ 1.1] Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+    assert console.boot_failure(text) == "Kernel panic - not syncing: VFS: Unable to mount root fs"
+
+
+def test_hostfwd_conflict_detected() -> None:
+    assert console.hostfwd_conflict(
+        "qemu-system-x86_64: Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'")
+    assert not console.hostfwd_conflict("all good")
+
+
+def test_recorded_boot_console_is_clean() -> None:
+    """A real console log recorded from a TCG boot of the sysfs kernel."""
+    text = (DATA / "console-x86_64-sysfs.log").read_text()
+    assert "virtme-ng-init: initialization done" in text
+    assert "kernel version: 6.12.117 x86_64" in text
+    assert console.find_reports(text) == []
+    assert console.boot_failure(text) is None
+
+
+def test_udev_rename_gets_a_hint() -> None:
+    text = "[ 2.6] virtio_net virtio2 enp0s4: renamed from eth0 (while UP)\n"
+    hint = console.boot_hint(text)
+    assert hint is not None
+    assert "remove the udev package" in hint
+    assert console.boot_hint("[ 1.0] all fine\n") is None

@@ -1,0 +1,370 @@
+"""Compile timing without a VM: stats, the regression rule, the JSON schema, the plot, the
+summary table, the host-side pre-installed tree, and the guest script itself run on the host
+against a synthetic archive (and the workload against a real one when the cache has it)."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kheaders_suite.errors import UserError
+from kheaders_suite.guest_scripts import source
+from kheaders_suite.paths import default_cache_dir
+from kheaders_suite.timing import (
+    compare,
+    plot,
+    preinstalled,
+    results,
+    runner,
+    summary,
+    sweep,
+    workload,
+)
+from kheaders_suite.timing.stats import summarize
+
+STEADY = [1.00, 1.01, 0.99, 1.02, 1.00]
+
+
+# --- stats and sweep plans -------------------------------------------------------------------
+
+def test_summary_median_min_max_spread() -> None:
+    s = summarize([3.0, 1.0, 2.0, 2.0])
+    assert (s.count, s.median, s.min, s.max) == (4, 2.0, 1.0, 3.0)
+    assert s.spread == pytest.approx(1.0)
+    assert summarize([2.0]).spread == 0.0
+    with pytest.raises(ValueError, match="no samples"):
+        summarize([])
+
+
+@pytest.mark.parametrize(("cpus", "full", "ns"), [
+    (2, True, (1, 2, 4)), (2, False, (1, 4)), (3, True, (1, 2, 4, 6)), (1, True, (1, 2)),
+    (4, True, (1, 2, 4, 8)), (1, False, (1, 2)),
+])
+def test_parallelism_powers_of_two_up_to_twice_the_cpus(cpus: int, full: bool,
+                                                        ns: tuple[int, ...]) -> None:
+    assert sweep.parallelism(cpus, full) == ns
+
+
+def test_reduced_sweep_is_small_and_full_is_complete() -> None:
+    reduced, full = sweep.plan_for("reduced", 2), sweep.plan_for("full", 2)
+    assert reduced.reps >= 3
+    assert full.reps >= 5
+    assert len(reduced.files) == 1
+    assert reduced.warmup_ns == (1,)
+    assert full.warmup_ns == full.ns
+    assert reduced.points() == (("extract-once", 1), ("per-invocation", 1),
+                                ("pre-installed", 1), ("extract-once", 4),
+                                ("per-invocation", 4))
+    assert len(full.points()) == 3 * len(full.ns)
+    assert full.files == workload.all_sources()
+    assert len(full.files) >= 5
+    assert reduced.compiles() < full.compiles()
+    with pytest.raises(UserError, match="reduced"):
+        sweep.plan_for("huge", 2)
+
+
+def test_guest_timeout_grows_with_the_sweep_and_the_scale() -> None:
+    reduced, full = sweep.plan_for("reduced", 2), sweep.plan_for("full", 2)
+    assert 0 < runner.timeout_for(reduced, 1.0) < runner.timeout_for(full, 1.0)
+    assert runner.timeout_for(reduced, 5.0) == 5 * runner.timeout_for(reduced, 1.0)
+
+
+# --- compiler command lines ------------------------------------------------------------------
+
+def test_gcc_command_line_is_bcc_like() -> None:
+    argv = workload.fill(workload.gcc_template("x86"), "/r", "/s/a.c", "/o/a.o")
+    assert argv[:3] == ("gcc", "-c", "-O2")
+    assert "-D__KERNEL__" in argv
+    assert "-fno-stack-protector" in argv
+    assert argv[argv.index("-include") + 1] == "/r/include/linux/kconfig.h"
+    incs = [a[2:] for a in argv if a.startswith("-I")]
+    assert incs == ["/r/arch/x86/include", "/r/arch/x86/include/generated",
+                    "/r/arch/x86/include/uapi", "/r/arch/x86/include/generated/uapi",
+                    "/r/include", "/r/include/uapi", "/r/include/generated/uapi"]
+    assert argv[-3:] == ("/s/a.c", "-o", "/o/a.o")
+
+
+def test_clang_targets_bpf_with_the_same_tree() -> None:
+    argv = workload.fill(workload.clang_bpf_template("arm64"), "/r", "a.c", "a.o")
+    assert argv[:3] == ("clang", "-target", "bpf")
+    assert "-I/r/arch/arm64/include/generated/uapi" in argv
+    assert set(workload.templates("x86")) == {"gcc", "clang-bpf"}
+
+
+def test_guest_config_is_plain_json() -> None:
+    plan = sweep.plan_for("reduced", 2)
+    cfg = sweep.guest_config(plan, workdir="/w", archive="/a.tar.xz", preinstalled="/p",
+                             sources=("/s/x.c",), srcarch="x86")
+    assert json.loads(json.dumps(cfg)) == cfg
+    assert cfg["ns"] == [1, 4]
+    assert cfg["skip"] == [["pre-installed", 4]]
+    assert cfg["strategies"] == list(sweep.STRATEGIES)
+
+
+# --- the regression rule ---------------------------------------------------------------------
+
+def test_clear_regression_is_flagged() -> None:
+    assert compare.judge(STEADY, [1.30, 1.32, 1.29, 1.31, 1.35]) == "REGRESSED"
+    assert compare.judge([1.30, 1.32, 1.29, 1.31, 1.35], STEADY) == "improved"
+
+
+@pytest.mark.parametrize("new", [
+    [1.00, 1.03, 0.98, 1.01, 0.99],        # the same distribution
+    [1.02, 1.05, 1.04, 1.03, 1.30],        # overlapping: one old sample above a new one
+    [1.025, 1.026, 1.027, 1.028, 1.029],   # no overlap, but a shift within the ranges/3%
+])
+def test_noise_is_not_flagged(new: list[float]) -> None:
+    assert compare.judge(STEADY, new) == "ok"
+
+
+def test_wide_noisy_sets_need_a_shift_beyond_their_spread() -> None:
+    old = [1.0, 1.4, 1.2, 1.1, 1.3]
+    # median shift 0.32 < mean range (0.4 + 0.25) / 2, though every new sample is slower
+    assert compare.judge(old, [1.45, 1.5, 1.52, 1.55, 1.7]) == "ok"
+    assert compare.judge(old, [1.8, 1.85, 1.9, 1.95, 2.0]) == "REGRESSED"
+
+
+def test_too_few_samples_are_never_judged() -> None:
+    assert compare.judge([1.0, 1.0], [5.0, 5.0, 5.0]) == "few"
+
+
+def _doc(scale: float = 1.0, host: float = 1.0, **overrides: Any) -> dict[str, Any]:
+    """A synthetic result document as results.document() builds it: points ``scale`` times
+    the base cost, the calibration loop ``host`` times its base (a slower host)."""
+    plan = sweep.plan_for("reduced", 2)
+    points = []
+    for strategy, cost in (("extract-once", 1.0), ("per-invocation", 2.0),
+                           ("pre-installed", 0.9)):
+        for n in plan.ns:
+            samples = [round(cost * n * scale * (1 + 0.01 * i), 4) for i in range(plan.reps)]
+            points.append({"compiler": "gcc", "strategy": strategy, "n": n, "warmup": [9.9],
+                           "samples": samples, "tmpfs_peak_bytes": [1000] * 4,
+                           "batches": [{"maxrss_kb": {"compile": 100_000}, "job_end": [1.0],
+                                        "phase_seconds": {}, "cpu_seconds": 1.0,
+                                        "wall": s, "loop_seconds": 0.001 * s,
+                                        "spawn_seconds": 0.002}
+                                       for s in [9.9, *samples]]})
+    raw = {"environment": {"compiler_versions": {"gcc": "gcc 12"}, "cpus": 2},
+           "extraction": {"warmup": [2.5], "samples": [2.0, 2.1, 2.2], "tmpfs_bytes": 30_000_000,
+                          "files": 7028, "bytes": 29_000_000},
+           "overhead": [{"strategy": s, "n": n, "steps": 2, "warmup": [0.01],
+                         "samples": [0.004, 0.005, 0.004]}
+                        for s in sweep.STRATEGIES for n in plan.ns],
+           "points": points, "failures": [], "compilers_skipped": {"clang-bpf": "absent"},
+           "calibration": {"argv": list(sweep.CALIBRATION), "warmup": [0.5],
+                           "samples": [0.5 * host, 0.51 * host, 0.49 * host]}}
+    doc = results.document(raw, arch="x86_64", variant="sysfs", release="6.12.117",
+                           accel="tcg", guest_cpus=2, online_cpus=2, plan=plan,
+                           archive="/sys/kernel/kheaders.tar.xz", preinstalled="/p")
+    doc.update(overrides)
+    return doc
+
+
+def test_compare_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, same, slow = tmp_path / "old.json", tmp_path / "same.json", tmp_path / "slow.json"
+    old.write_text(json.dumps(_doc()))
+    same.write_text(json.dumps(_doc(1.005)))
+    slow.write_text(json.dumps(_doc(1.5)))
+    assert compare.main([str(old), str(same)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + 6  # extraction + 3 strategies x 2 N, one line each
+    assert all(line.startswith("ok") for line in out)
+    assert compare.main([str(old), str(slow)]) == 1
+    text = capsys.readouterr().out
+    assert text.count("REGRESSED") == 6
+    assert "extraction" in text
+    (tmp_path / "bad.json").write_text("{}")
+    assert compare.main([str(old), str(tmp_path / "bad.json")]) == 2
+
+
+def test_a_uniformly_slower_host_is_divided_out(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_doc()))
+    new.write_text(json.dumps(_doc(1.25, host=1.25)))  # everything 25% slower, calibration too
+    assert compare.main([str(old), str(new)]) == 0
+    assert compare.host_speed(_doc(), _doc(host=1.25)) == pytest.approx(1.25)
+    verdicts = compare.compare(_doc(), _doc(1.6, host=1.25))  # 28% slower beyond the host
+    assert {v.status for v in verdicts if "extraction" not in v.key} == {"REGRESSED"}
+    assert "host-speed adjusted" in verdicts[-1].line()
+    assert compare.host_speed(_doc(), _doc(calibration={})) == 1.0
+
+
+def test_compare_notes_different_run_identity() -> None:
+    assert compare.notes(_doc(), _doc(accel="kvm")) == ["note: accel differs: 'tcg' -> 'kvm'"]
+    assert "calibration loop ran 25.0% slower" in compare.notes(_doc(), _doc(host=1.25))[0]
+    assert compare.notes(_doc(), _doc(guest_cpus=4)) == []  # asked-for CPUs do not matter
+
+
+# --- schema, summary, plot -------------------------------------------------------------------
+
+def test_document_is_valid_and_validate_finds_problems() -> None:
+    doc = _doc()
+    assert results.validate(doc) == []
+    assert results.validate(json.loads(json.dumps(doc))) == []
+    broken = _doc()
+    del broken["release"]
+    broken["points"][0]["samples"] = [1.0, -0.5]
+    problems = results.validate(broken)
+    assert any(p.startswith("release") for p in problems)
+    assert any("not all positive" in p for p in problems)
+    assert results.validate([]) == ["document is not an object"]
+
+
+def test_write_and_load_round_trip(tmp_path: Path) -> None:
+    doc = _doc()
+    path = results.write(doc, tmp_path)
+    assert path.name == "x86_64-sysfs.json"
+    assert results.load(path) == json.loads(json.dumps(doc))
+    (tmp_path / "junk.json").write_text("not json")
+    assert len(list(results.load_dir(tmp_path))) == 1
+
+
+def test_summary_table(tmp_path: Path) -> None:
+    record = {"kind": "timing", "target": "x86_64-sysfs",
+              **summary.record_fields(_doc(), tmp_path / "x.json")}
+    bcc = {"kind": "bcc", "target": "x86_64-sysfs", "cold": [12.0], "warm": [8.0]}
+    lines = summary.summary_lines([{"kind": "boot", "target": "t"}, record, bcc])
+    text = "\n".join(lines)
+    assert lines[1] == summary.HEADER
+    for strategy in sweep.STRATEGIES:
+        assert strategy in text
+    assert "one-time extraction 2.10s" in text
+    assert "clang-bpf skipped" in text
+    assert "cold 12.00s" in text
+    assert summary.summary_lines([{"kind": "boot", "target": "t"}]) == []
+    over = summary.overhead_fields(_doc())
+    assert len(over) == 6
+    assert all(o["empty"] is not None and o["empty"] < 0.01 for o in over)
+    assert all(o["harness"] == pytest.approx(0.001) for o in over)
+    assert all(o["spawn"] is not None and o["spawn"] < 0.01 for o in over)
+    assert json.loads(json.dumps(record)) == record  # storable in results.json
+
+
+def test_plot_written_from_synthetic_samples(tmp_path: Path) -> None:
+    path = plot.write_plot([_doc(), _doc(1.2, variant="module")], tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results.write(_doc(), tmp_path)
+    combined = plot.refresh_combined(tmp_path)
+    assert combined is not None
+    assert combined.stat().st_size > 0
+
+
+# --- host-side pre-installed tree ------------------------------------------------------------
+
+def _synthetic_archive(path: Path, marker: str = "1") -> Path:
+    files = {
+        "include/linux/kconfig.h": "#define IS_ENABLED(x) 0\n",
+        "include/linux/sched.h": f"struct task_struct {{ int pid; int marker{marker}; }};\n",
+        "arch/x86/include/asm/ptrace.h": "struct pt_regs { unsigned long ip, sp; };\n",
+        "include/generated/autoconf.h": "#define CONFIG_X 1\n",
+    }
+    with tarfile.open(path, "w:xz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path
+
+
+def test_preinstalled_extracts_once_and_again_on_a_new_archive(tmp_path: Path) -> None:
+    archive = _synthetic_archive(tmp_path / "a.tar.xz")
+    dest = preinstalled.extract(archive, tmp_path / preinstalled.DIRNAME)
+    header = dest / "include/linux/sched.h"
+    assert "marker1" in header.read_text()
+    stamp_time = (dest / preinstalled.STAMP).stat().st_mtime_ns
+    preinstalled.extract(archive, dest)
+    assert (dest / preinstalled.STAMP).stat().st_mtime_ns == stamp_time  # untouched
+    _synthetic_archive(archive, marker="2")
+    preinstalled.extract(archive, dest)
+    assert "marker2" in header.read_text()
+    assert not (tmp_path / f"{preinstalled.DIRNAME}.partial").exists()
+
+
+# --- the guest script, run on the host -------------------------------------------------------
+
+WORKLOAD_SNIPPET = """\
+#include <asm/ptrace.h>
+#include <linux/sched.h>
+int pid_of(struct pt_regs *ctx, struct task_struct *t) { return t->pid + (int)(ctx->ip & 1); }
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("xz") is None,
+                    reason="needs gcc and xz")
+def test_compilebench_runs_every_strategy_and_prints_raw_samples(tmp_path: Path) -> None:
+    archive = _synthetic_archive(tmp_path / "k.tar.xz")
+    tree = preinstalled.extract(archive, tmp_path / "pre")
+    src = tmp_path / "prog.c"
+    src.write_text(WORKLOAD_SNIPPET)
+    plan = sweep.SweepPlan(sweep="reduced", ns=(1, 2), reps=2, warmup=1, warmup_ns=(1,),
+                           extract_reps=2, files=(src,), skip=(("pre-installed", 2),))
+    cfg = sweep.guest_config(plan, workdir=str(tmp_path / "work"), archive=str(archive),
+                             preinstalled=str(tree), sources=(str(src), str(src)),
+                             srcarch="x86")
+    cfg["compilers"]["clang-bpf"][0] = "no-such-clang"
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    script = tmp_path / "compilebench.py"
+    script.write_bytes(source("compilebench.py"))
+    out = subprocess.run((sys.executable, str(script), str(tmp_path / "cfg.json")),
+                         capture_output=True, text=True, timeout=300, check=True)
+    raw = json.loads(out.stdout)
+    assert raw["failures"] == []
+    assert "clang-bpf" in raw["compilers_skipped"]
+    assert len(raw["extraction"]["samples"]) == 2
+    assert raw["extraction"]["files"] == 4
+    keys = {(p["strategy"], p["n"]) for p in raw["points"]}
+    assert keys == set(plan.points())
+    assert ("pre-installed", 2) not in keys
+    for point in raw["points"]:
+        assert len(point["samples"]) == 2
+        assert len(point["warmup"]) == (1 if point["n"] == 1 else 0)
+        assert all(s > 0 for s in point["samples"])
+        assert all(len(b["job_end"]) == point["n"] for b in point["batches"])
+    per = next(p for p in raw["points"] if p["strategy"] == "per-invocation")
+    assert set(per["batches"][0]["phase_seconds"]) == {"extract", "compile", "cleanup"}
+    assert {(o["strategy"], o["n"]) for o in raw["overhead"]} == set(plan.points())
+    assert len(raw["calibration"]["samples"]) == plan.reps
+    assert all(c > 0 for c in raw["calibration"]["samples"])
+    for point in raw["points"]:
+        for batch in point["batches"]:
+            assert 0 < batch["loop_seconds"] < batch["wall"]
+            assert 0 < batch["spawn_seconds"] < batch["wall"]
+    doc = _doc()
+    doc.update(results.document(raw, arch="x86_64", variant="sysfs", release="r", accel="tcg",
+                                guest_cpus=2, online_cpus=1, plan=plan, archive="a",
+                                preinstalled="p"))
+    assert results.validate(doc) == []
+
+
+def _real_archive(arch: str) -> Path | None:
+    found = (default_cache_dir() / "builds").glob(f"{arch}-*/kheaders_data.tar.xz")
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+@pytest.mark.parametrize(("arch", "srcarch", "cc"), [
+    ("x86_64", "x86", "gcc"), ("arm64", "arm64", "aarch64-linux-gnu-gcc")])
+def test_workload_compiles_warning_free_against_a_real_archive(
+        tmp_path: Path, arch: str, srcarch: str, cc: str) -> None:
+    if arch == "x86_64" and platform.machine() != "x86_64":
+        pytest.skip("x86_64 workload check runs on x86_64 hosts (native gcc)")
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not installed")
+    archive = _real_archive(arch)
+    if archive is None:
+        pytest.skip(f"no {arch} build with a kheaders archive in the cache yet")
+    subprocess.run(("tar", "-xJf", str(archive), "-C", str(tmp_path)), check=True, timeout=300)
+    for src in workload.all_sources():
+        argv = workload.fill(workload.gcc_template(srcarch, cc), str(tmp_path), str(src),
+                             str(tmp_path / f"{src.stem}.o"))
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{src.name}:\n{done.stderr[-3000:]}"
+        assert "warning" not in done.stderr, f"{src.name}:\n{done.stderr[-3000:]}"

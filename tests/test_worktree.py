@@ -1,0 +1,95 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite import worktree
+from kheaders_suite.errors import VariantUnavailable
+from kheaders_suite.source import KernelVersion
+
+PATCH = """\
+--- a/kernel/kheaders.c
++++ b/kernel/kheaders.c
+@@ -1,3 +1,3 @@
+ line one
+-sysfs
++proc
+ line three
+"""
+
+
+def make_tree(root: Path) -> Path:
+    src = root / "src"
+    (src / "kernel").mkdir(parents=True)
+    (src / "kernel/kheaders.c").write_text("line one\nsysfs\nline three\n")
+    (src / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    return src
+
+
+def series_dir(root: Path, versions: list[str]) -> Path:
+    for v in versions:
+        d = root / "patches/proc" / v
+        d.mkdir(parents=True)
+        (d / "0001-proc.patch").write_text(PATCH)
+    return root / "patches"
+
+
+def test_pick_series_highest_min_version_not_above(tmp_path: Path) -> None:
+    patches = series_dir(tmp_path, ["6.1", "6.12"])
+    older = worktree.pick_series(patches, "proc", KernelVersion(6, 11))
+    newer = worktree.pick_series(patches, "proc", KernelVersion(6, 12, 117))
+    assert older.min_version == KernelVersion(6, 1)
+    assert newer.min_version == KernelVersion(6, 12)
+
+
+def test_pick_series_too_old_is_unavailable(tmp_path: Path) -> None:
+    patches = series_dir(tmp_path, ["6.1"])
+    want = r"no proc patch for kernel 5\.15\.0 \(carried: >= 6\.1\.0\)"
+    with pytest.raises(VariantUnavailable, match=want):
+        worktree.pick_series(patches, "proc", KernelVersion(5, 15))
+
+
+def test_patched_files_from_diff() -> None:
+    assert worktree.patched_files(PATCH) == ["kernel/kheaders.c"]
+
+
+def test_first_failing_file_from_patch_dry_run() -> None:
+    out = "checking file init/Kconfig\nchecking file kernel/kheaders.c\nHunk #1 FAILED at 30.\n"
+    assert worktree.first_failing_file(out) == "kernel/kheaders.c"
+
+
+def test_sync_patches_a_copy_never_the_original(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    work = tmp_path / "work"
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
+    worktree.sync(src, work, KernelVersion(6, 12), series)
+    assert (work / "kernel/kheaders.c").read_text() == "line one\nproc\nline three\n"
+    assert (src / "kernel/kheaders.c").read_text() == "line one\nsysfs\nline three\n"
+    assert (src / "kernel/kheaders.c").stat().st_nlink == 1
+
+
+def test_switching_back_restores_and_makes_the_file_newer(tmp_path: Path) -> None:
+    """make compares mtimes: a restored file must look newer than objects built meanwhile."""
+    src = make_tree(tmp_path)
+    old = src / "kernel/kheaders.c"
+    os.utime(old, (1_000_000, 1_000_000))
+    before = old.stat().st_mtime
+    work = tmp_path / "work"
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
+    worktree.sync(src, work, KernelVersion(6, 12), series)
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    restored = work / "kernel/kheaders.c"
+    assert restored.read_text() == "line one\nsysfs\nline three\n"
+    assert restored.stat().st_mtime > before
+    assert old.stat().st_mtime == before  # the original's metadata untouched
+
+
+def test_patch_that_does_not_apply_names_patch_version_and_file(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    (src / "kernel/kheaders.c").write_text("something else entirely\n")
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
+    with pytest.raises(VariantUnavailable) as err:
+        worktree.sync(src, tmp_path / "work", KernelVersion(6, 12), series)
+    assert str(err.value) == ("patch 0001-proc.patch does not apply to 6.12.0: "
+                              "first failing file kernel/kheaders.c")
+    assert "\n" not in str(err.value)

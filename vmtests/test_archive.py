@@ -1,0 +1,68 @@
+"""The archive as every variant exposes it: place, permissions, size, bytes, format.
+
+Ids are "<arch>-<variant>"; `pytest vmtests -k proc` runs these for the proc variant only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from kheaders_suite import variants
+from kheaders_suite.guest import Guest
+from kheaders_suite.guest_scripts import source
+from kheaders_suite.plugin import run_step
+from kheaders_suite.variants import GuestStep, Variant
+
+NOBODY = "65534"
+DEBUGFS_MOUNTED = GuestStep(("mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"),
+                            unless=("mountpoint", "-q", "/sys/kernel/debug"))
+
+
+def test_archive_only_at_its_own_place(guest: Guest, kheaders: str, variant: Variant) -> None:
+    # Mount debugfs so "absent from debugfs" means something for the other variants.
+    run_step(guest, DEBUGFS_MOUNTED)
+    guest.run(("test", "-f", kheaders), check=True)
+    for other in sorted(variants.archive_paths() - {variant.archive_path}):
+        assert guest.run(("test", "-e", other)).rc != 0, f"archive also present at {other}"
+
+
+def test_mode_0444_root_owned(guest: Guest, kheaders: str) -> None:
+    stat = guest.run(("stat", "-L", "-c", "%a %u %g %F", kheaders), check=True).stdout.split()
+    assert stat[:3] == ["444", "0", "0"], f"mode/uid/gid of {kheaders}: {stat}"
+    assert " ".join(stat[3:]) == "regular file"
+
+
+def test_unprivileged_user_reads_it_all(guest: Guest, kheaders: str) -> None:
+    size = int(guest.run(("stat", "-L", "-c", "%s", kheaders), check=True).stdout)
+    read = guest.run(("wc", "-c", kheaders), user=NOBODY, check=True).stdout.split()[0]
+    assert int(read) == size
+
+
+def test_size_equals_bytes_read_every_way(guest: Guest, kheaders: str) -> None:
+    """stat size == one large read == odd-sized reads == preads at odd offsets."""
+    guest.write_bytes("/tmp/readcheck.py", source("readcheck.py"))
+    out = json.loads(guest.run(("python3", "/tmp/readcheck.py", kheaders), check=True).stdout)
+    assert out["st_size"] == out["len"], out
+    assert out["mismatches"] == []
+
+
+def test_root_cannot_write_into_it(guest: Guest, kheaders: str) -> None:
+    """The blob lives in read-only kernel memory: a root write must fail cleanly (no oops;
+    71cd3c636404 made debugfs blobs writable in 6.8, hence the debugfs patch's own fops)."""
+    before = guest.run(("sha256sum", kheaders), check=True).stdout.split()[0]
+    wrote = guest.run(("dd", "if=/dev/zero", f"of={kheaders}", "bs=16", "count=1",
+                       "conv=notrunc"))
+    assert wrote.rc != 0, f"root wrote into {kheaders}: {wrote.describe()}"
+    assert guest.run(("sha256sum", kheaders), check=True).stdout.split()[0] == before
+
+
+def test_is_a_tar_xz_of_headers(guest: Guest, kheaders: str) -> None:
+    data = guest.read_bytes(kheaders)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
+        names = tar.getnames()
+    headers = [n for n in names if n.endswith(".h")]
+    assert len(headers) > 1000, f"only {len(headers)} headers among {len(names)} members"
+    assert any(n.endswith("include/linux/kconfig.h") for n in names)
+    assert any(n.endswith("include/generated/autoconf.h") for n in names)

@@ -1,0 +1,160 @@
+"""Issue 5: time parallel compiles inside the guest against the archive, per variant and arch.
+
+Three strategies, N = 1, 2, 4, ... 2 x vCPUs jobs in parallel (kheaders_suite.timing):
+extract-once (one extraction into tmpfs, then compiles against it), per-invocation (every
+compile extracts into its own directory first) and pre-installed (host-extracted headers over
+the shared filesystem: the floor). The sweep runs once per target in a session fixture; the
+tests below assert only what is robust on a busy 2-core host and leave the rest to the
+report (results/timing/<arch>-<variant>.json, .png, the terminal summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kheaders_suite import console, variants
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.guest import Guest
+from kheaders_suite.locks import file_lock
+from kheaders_suite.plugin import Target, build_facts, run_step
+from kheaders_suite.report import Recorder
+from kheaders_suite.settings import Settings
+from kheaders_suite.timing import plot, preinstalled, results, runner, summary, sweep
+from kheaders_suite.timing.stats import summarize
+
+pytestmark = pytest.mark.timing
+# With no more jobs than online vCPUs, parallel compiles may cost a little more in total than
+# the same compiles one after the other (shared caches, a busy host), never this much more.
+# With more jobs than vCPUs they can be slower than serial under TCG (every context switch
+# flushes the soft TLB: measured 14 s of CPU per compile at N=4 on 1 vCPU against 8.5 s at
+# N=1), so that comparison is reported, not asserted.
+SERIAL_MARGIN = 1.25
+# extract-once at N does one extraction where per-invocation does N: a wide margin of work.
+PER_INVOCATION_MARGIN = 1.05
+# One sweep at a time on this host (xdist workers, other sessions): two TCG guests compiling
+# at once on two cores would each measure the other.
+SWEEP_LOCK = "timing-sweep.lock"
+SWEEP_LOCK_WAIT = 3 * 3600.0
+OVERHEAD_LIMIT = 0.02
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    doc: dict[str, Any]
+    path: Path
+    plan: sweep.SweepPlan
+    kernel_reports: list[str]
+
+
+@contextmanager
+def archive_present(guest: Guest, target: Target, build: KernelBuild) -> Iterator[str]:
+    """What the `kheaders` fixture does, for a session-scoped fixture."""
+    variant = variants.get(target.variant)
+    facts = build_facts(build, guest)
+    for step in variant.setup:
+        run_step(guest, variants.expand(step, facts))
+    try:
+        yield variant.archive_path
+    finally:
+        for step in variant.teardown:
+            run_step(guest, variants.expand(step, facts))
+
+
+@pytest.fixture(scope="session")
+def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
+                  suite_settings: Settings, recorder: Recorder) -> SweepOutcome:
+    if kernel_build.archive is None:
+        pytest.skip(f"{target.id}: no kheaders archive in this build")
+    tree = preinstalled.ensure(kernel_build)
+    online = runner.online_cpus(guest)
+    plan = sweep.plan_for(suite_settings.sweep, online)
+    guest.run(("dmesg", "--clear"), check=True)
+    with (file_lock(suite_settings.cache_dir / SWEEP_LOCK, SWEEP_LOCK_WAIT),
+          archive_present(guest, target, kernel_build) as archive,
+          runner.tmpfs_mount(guest, runner.GUEST_DIR)):
+        raw = runner.run(guest, plan, archive, guest.guest_path(tree))
+    reports = [str(r) for r in console.find_reports(guest.dmesg())]
+    doc = results.document(raw, arch=target.arch, variant=target.variant,
+                           release=kernel_build.release, accel=guest.accel.name,
+                           guest_cpus=suite_settings.guest_cpus, online_cpus=online, plan=plan,
+                           archive=archive, preinstalled=guest.guest_path(tree))
+    out = suite_settings.results_dir / "timing"
+    path = results.write(doc, out)
+    plot.write_plot([doc], path.with_suffix(".png"))
+    plot.refresh_combined(out)
+    recorder.add("timing", target.id, **summary.record_fields(doc, path))
+    return SweepOutcome(doc, path, plan, reports)
+
+
+def gcc_medians(doc: dict[str, Any], strategy: str) -> dict[int, float]:
+    return {p["n"]: summarize(p["samples"]).median for p in doc["points"]
+            if p["compiler"] == "gcc" and p["strategy"] == strategy and p["samples"]}
+
+
+def test_every_compile_succeeded(compile_sweep: SweepOutcome) -> None:
+    doc = compile_sweep.doc
+    assert "gcc" in doc["compilers"], doc["compilers_skipped"]
+    bad = doc["failures"]
+    assert not bad, f"{len(bad)} failed jobs; first: {bad[0]}"
+
+
+def test_result_file_complete_and_valid(compile_sweep: SweepOutcome) -> None:
+    doc, plan = compile_sweep.doc, compile_sweep.plan
+    assert results.validate(results.load(compile_sweep.path)) == []
+    expected = set(plan.points())
+    got = {(p["strategy"], p["n"]) for p in doc["points"] if p["compiler"] == "gcc"}
+    assert got == expected
+    for point in doc["points"]:
+        assert len(point["samples"]) == plan.reps, point["strategy"]
+        assert all(s > 0 for s in point["samples"]), point
+    assert len(doc["extraction"]["samples"]) == plan.extract_reps
+    assert all(s > 0 for s in doc["extraction"]["samples"])
+    assert doc["extraction"]["files"] > 1000, "extraction produced too few files"
+    assert compile_sweep.path.with_suffix(".png").stat().st_size > 0
+
+
+def test_extract_once_not_slower_than_extracting_per_compile(
+        compile_sweep: SweepOutcome) -> None:
+    """For N > 1: one extraction + N parallel compiles <= N x (extraction + compile)."""
+    doc = compile_sweep.doc
+    once, per = gcc_medians(doc, "extract-once"), gcc_medians(doc, "per-invocation")
+    extraction = summarize(doc["extraction"]["samples"]).median
+    for n in sorted(once):
+        if n > 1:
+            assert extraction + once[n] <= PER_INVOCATION_MARGIN * per[n], (
+                f"N={n}: extract-once {extraction:.2f}s + {once[n]:.2f}s, "
+                f"per-invocation {per[n]:.2f}s")
+
+
+def test_parallel_extract_once_not_slower_than_serial(compile_sweep: SweepOutcome) -> None:
+    """For 1 < N <= online vCPUs: extraction + N parallel compiles is not slower than the
+    extraction + the same N compiles one after the other."""
+    doc = compile_sweep.doc
+    once = gcc_medians(doc, "extract-once")
+    extraction = summarize(doc["extraction"]["samples"]).median
+    checked = [n for n in once if 1 < n <= doc["online_cpus"]]
+    if not checked:
+        pytest.skip(f"guest has {doc['online_cpus']} online vCPU(s): no N in (1, vCPUs]")
+    for n in checked:
+        serial = extraction + n * once[1]
+        assert extraction + once[n] <= SERIAL_MARGIN * serial, (
+            f"N={n}: {extraction:.2f}s + {once[n]:.2f}s parallel vs {serial:.2f}s serial")
+
+
+def test_harness_overhead_below_two_percent(compile_sweep: SweepOutcome) -> None:
+    """The measuring loop's own busy time: under 2% of each batch (median over a point's
+    batches). Process creation (spawn+exec, `true`-step jobs) is reported, not asserted:
+    it is the workload's, paid by any job runner."""
+    for item in summary.overhead_fields(compile_sweep.doc):
+        assert item["harness"] is not None
+        assert item["harness"] < OVERHEAD_LIMIT, item
+
+
+def test_kernel_quiet_during_sweep(compile_sweep: SweepOutcome) -> None:
+    assert compile_sweep.kernel_reports == []

@@ -1,0 +1,67 @@
+"""kheaders.ko (CONFIG_IKHEADERS=m): the file exists exactly while the module is loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.guest import Guest
+from kheaders_suite.guest_scripts import source
+from kheaders_suite.variants import Variant
+
+pytestmark = pytest.mark.variants("module")
+CYCLES = 50
+
+
+def modroot(guest: Guest, build: KernelBuild) -> str:
+    assert build.modroot is not None, "module variant built without modules"
+    return guest.guest_path(build.modroot)
+
+
+def modprobe(guest: Guest, build: KernelBuild, *args: str) -> int:
+    return guest.run(("modprobe", "-d", modroot(guest, build), *args)).rc
+
+
+def test_file_follows_load_and_unload(guest: Guest, kernel_build: KernelBuild,
+                                      variant: Variant) -> None:
+    path = variant.archive_path
+    assert guest.run(("test", "-e", path)).rc != 0, "present before modprobe"
+    assert modprobe(guest, kernel_build, "kheaders") == 0
+    guest.run(("test", "-f", path), check=True)
+    assert modprobe(guest, kernel_build, "kheaders") == 0, "a second modprobe must be harmless"
+    assert modprobe(guest, kernel_build, "-r", "kheaders") == 0
+    assert guest.run(("test", "-e", path)).rc != 0, "still present after rmmod"
+
+
+def test_load_unload_cycles_with_concurrent_readers(guest: Guest, kernel_build: KernelBuild,
+                                                    variant: Variant) -> None:
+    guest.write_bytes("/tmp/modcycle.py", source("modcycle.py"))
+    out = guest.run(("python3", "/tmp/modcycle.py", modroot(guest, kernel_build), str(CYCLES), "3",
+                     variant.archive_path), check=True)
+    result = json.loads(out.stdout)
+    assert result["failures"] == []
+    assert result["final_unload_rc"] == 0
+    assert not result["present_after_unload"]
+    assert result["reads"].get("full_reads", 0) > 0
+    assert result["reads"].get("short_or_wrong", 0) == 0, result["reads"]
+    assert result["reads"].get("bad_errors", 0) == 0, result["reads"]
+
+
+def test_rmmod_while_a_reader_holds_it_open(guest: Guest, kernel_build: KernelBuild,
+                                            variant: Variant) -> None:
+    """Either rmmod refuses, or the open file fails cleanly afterwards: never a crash."""
+    assert modprobe(guest, kernel_build, "kheaders") == 0
+    guest.write_bytes("/tmp/holdopen.py", source("holdopen.py"))
+    out = json.loads(guest.run(("python3", "/tmp/holdopen.py", modroot(guest, kernel_build),
+                                variant.archive_path), check=True).stdout)
+    assert out["first_read"] > 0, out
+    if out["rmmod_rc"] == 0:
+        assert not out["present"], f"file still there after rmmod: {out}"
+        assert out["after"].startswith(("errno", "read")), out
+    else:
+        assert out["present"], f"rmmod refused but the file is gone: {out}"
+    modprobe(guest, kernel_build, "-r", "kheaders")
+    assert modprobe(guest, kernel_build, "kheaders") == 0, "module must load again afterwards"
+    assert modprobe(guest, kernel_build, "-r", "kheaders") == 0
