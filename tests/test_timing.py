@@ -46,7 +46,7 @@ def test_summary_median_min_max_spread() -> None:
 
 
 @pytest.mark.parametrize(("cpus", "full", "ns"), [
-    (2, True, (1, 2, 4)), (2, False, (1, 4)), (3, True, (1, 2, 4, 6)), (1, True, (1, 2)),
+    (2, True, (1, 2, 4)), (2, False, (1, 2, 4)), (3, True, (1, 2, 4, 6)), (1, True, (1, 2)),
     (4, True, (1, 2, 4, 8)), (1, False, (1, 2)),
 ])
 def test_parallelism_powers_of_two_up_to_twice_the_cpus(cpus: int, full: bool,
@@ -62,8 +62,8 @@ def test_reduced_sweep_is_small_and_full_is_complete() -> None:
     assert reduced.warmup_ns == (1,)
     assert full.warmup_ns == full.ns
     assert reduced.points() == (("extract-once", 1), ("per-invocation", 1),
-                                ("pre-installed", 1), ("extract-once", 4),
-                                ("per-invocation", 4))
+                                ("pre-installed", 1), ("extract-once", 2),
+                                ("extract-once", 4), ("per-invocation", 4))
     assert len(full.points()) == 3 * len(full.ns)
     assert full.files == workload.all_sources()
     assert len(full.files) >= 5
@@ -105,8 +105,8 @@ def test_guest_config_is_plain_json() -> None:
     cfg = sweep.guest_config(plan, workdir="/w", archive="/a.tar.xz", preinstalled="/p",
                              sources=("/s/x.c",), srcarch="x86")
     assert json.loads(json.dumps(cfg)) == cfg
-    assert cfg["ns"] == [1, 4]
-    assert cfg["skip"] == [["pre-installed", 4]]
+    assert cfg["ns"] == [1, 2, 4]
+    assert cfg["skip"] == [["pre-installed", 2], ["pre-installed", 4], ["per-invocation", 2]]
     assert cfg["strategies"] == list(sweep.STRATEGIES)
 
 
@@ -142,23 +142,23 @@ def _doc(scale: float = 1.0, host: float = 1.0, **overrides: Any) -> dict[str, A
     the base cost, the calibration loop ``host`` times its base (a slower host)."""
     plan = sweep.plan_for("reduced", 2)
     points = []
-    for strategy, cost in (("extract-once", 1.0), ("per-invocation", 2.0),
-                           ("pre-installed", 0.9)):
-        for n in plan.ns:
-            samples = [round(cost * n * scale * (1 + 0.01 * i), 4) for i in range(plan.reps)]
-            points.append({"compiler": "gcc", "strategy": strategy, "n": n, "warmup": [9.9],
-                           "samples": samples, "tmpfs_peak_bytes": [1000] * 4,
-                           "batches": [{"maxrss_kb": {"compile": 100_000}, "job_end": [1.0],
-                                        "phase_seconds": {}, "cpu_seconds": 1.0,
-                                        "wall": s, "loop_seconds": 0.001 * s,
-                                        "spawn_seconds": 0.002}
-                                       for s in [9.9, *samples]]})
+    costs = {"extract-once": 1.0, "per-invocation": 2.0, "pre-installed": 0.9}
+    for strategy, n in plan.points():
+        samples = [round(costs[strategy] * n * scale * (1 + 0.01 * i), 4)
+                   for i in range(plan.reps)]
+        points.append({"compiler": "gcc", "strategy": strategy, "n": n, "warmup": [9.9],
+                       "samples": samples, "tmpfs_peak_bytes": [1000] * 4,
+                       "batches": [{"maxrss_kb": {"compile": 100_000}, "job_end": [1.0],
+                                    "phase_seconds": {}, "cpu_seconds": 1.0,
+                                    "wall": s, "loop_seconds": 0.001 * s,
+                                    "spawn_seconds": 0.002}
+                                   for s in [9.9, *samples]]})
     raw = {"environment": {"compiler_versions": {"gcc": "gcc 12"}, "cpus": 2},
            "extraction": {"warmup": [2.5], "samples": [2.0, 2.1, 2.2], "tmpfs_bytes": 30_000_000,
                           "files": 7028, "bytes": 29_000_000},
            "overhead": [{"strategy": s, "n": n, "steps": 2, "warmup": [0.01],
                          "samples": [0.004, 0.005, 0.004]}
-                        for s in sweep.STRATEGIES for n in plan.ns],
+                        for s, n in plan.points()],
            "points": points, "failures": [], "compilers_skipped": {"clang-bpf": "absent"},
            "calibration": {"argv": list(sweep.CALIBRATION), "warmup": [0.5],
                            "samples": [0.5 * host, 0.51 * host, 0.49 * host]}}

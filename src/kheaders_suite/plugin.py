@@ -240,7 +240,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         for r in sorted(checks, key=lambda r: (r["target"], r["check"])):
             mark = "ok  " if r["ok"] else "FAIL"
             terminalreporter.write_line(f"{mark} {r['target']:16} {r['check']:12} {r['summary']}")
-    timings = rec.of_kind("timing")
+    timings = rec.of_kind("timing") + rec.of_kind("bcc")
     if timings:
         from kheaders_suite.timing.summary import summary_lines
 

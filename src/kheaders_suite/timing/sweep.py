@@ -1,8 +1,9 @@
 """How big a sweep is (pure): N values, rounds, files; and the config the guest script reads.
 
-reduced (CI): N in {1, 2 x vCPUs}; one warm-up batch per strategy at N=1, then 3 measured
-rounds; one workload file (execsnoop.c) per job; pre-installed at N=1 only (its parallel
-points are in the full sweep: the parallel question is per-invocation against extract-once).
+reduced (CI): N in {1, vCPUs, 2 x vCPUs}; one warm-up batch per strategy at N=1, then 3
+measured rounds; one workload file (execsnoop.c) per job; pre-installed at N=1 only (its
+parallel points are in the full sweep: the parallel question is per-invocation against
+extract-once), and at N = vCPUs extract-once alone (what parallel-vs-serial needs).
 Measured under TCG on the 2-core host with 2 vCPUs: a compile of execsnoop.c ~2.6 s, over
 9p ~6.5 s, an extraction ~1.5 s, a batch of 4 per-invocation jobs ~13 s: ~130 s of guest
 time per variant when the host is quiet (149 s measured with one hiccup; 190 s before
@@ -54,10 +55,18 @@ class SweepPlan:
 
 
 def parallelism(cpus: int, full: bool) -> tuple[int, ...]:
-    """Powers of two up to 2 x cpus, plus 2 x cpus itself; reduced keeps the ends."""
+    """Powers of two up to 2 x cpus, plus 2 x cpus itself; reduced keeps 1, cpus and
+    2 x cpus."""
     top = 2 * max(1, cpus)
     ns = sorted({1 << i for i in range(top.bit_length()) if 1 << i <= top} | {top})
-    return tuple(ns) if full else tuple(sorted({1, top}))
+    return tuple(ns) if full else tuple(sorted({1, max(1, cpus), top}))
+
+
+def reduced_skips(ns: tuple[int, ...]) -> tuple[tuple[str, int], ...]:
+    """pre-installed only at N=1; per-invocation only at the ends."""
+    top = max(ns)
+    return (tuple(("pre-installed", n) for n in ns if n > 1)
+            + tuple(("per-invocation", n) for n in ns if 1 < n < top))
 
 
 def plan_for(sweep: str, cpus: int) -> SweepPlan:
@@ -65,7 +74,7 @@ def plan_for(sweep: str, cpus: int) -> SweepPlan:
         raise UserError(f"--sweep {sweep!r}: choose from {', '.join(SWEEPS)}")
     full = sweep == "full"
     ns = parallelism(cpus, full)
-    skip = () if full else tuple(("pre-installed", n) for n in ns if n > 1)
+    skip = () if full else reduced_skips(ns)
     return SweepPlan(sweep=sweep, ns=ns, reps=5 if full else 3, warmup=1,
                      warmup_ns=ns if full else (1,), extract_reps=5 if full else 3,
                      files=workload.sources(sweep), skip=skip)
