@@ -20,6 +20,7 @@ from kheaders_suite.errors import UserError
 from kheaders_suite.guest_scripts import source
 from kheaders_suite.paths import default_cache_dir
 from kheaders_suite.timing import (
+    claims,
     compare,
     plot,
     preinstalled,
@@ -368,3 +369,45 @@ def test_workload_compiles_warning_free_against_a_real_archive(
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{src.name}:\n{done.stderr[-3000:]}"
         assert "warning" not in done.stderr, f"{src.name}:\n{done.stderr[-3000:]}"
+
+
+# --- the claims the timing vmtests make ------------------------------------------------------
+
+def _scaled(doc: dict[str, Any], strategy: str, n: int, factor: float) -> dict[str, Any]:
+    for p in doc["points"]:
+        if p["strategy"] == strategy and p["n"] == n:
+            p["samples"] = [s * factor for s in p["samples"]]
+    return doc
+
+
+def test_claims_hold_on_a_plausible_sweep() -> None:
+    doc = _doc()
+    assert claims.per_invocation_ns(doc) == [4]  # N=2 has extract-once only (reduced)
+    assert claims.serial_ns(doc) == [2]
+    assert claims.extract_once_vs_per_invocation(doc) == []
+    assert claims.parallel_vs_serial(doc) == []
+
+
+def test_extract_once_clearly_slower_is_a_violation() -> None:
+    problems = claims.extract_once_vs_per_invocation(_scaled(_doc(), "extract-once", 4, 3.0))
+    assert len(problems) == 1
+    assert problems[0].startswith("N=4:")
+
+
+def test_overlapping_samples_are_noise_not_a_violation() -> None:
+    doc = _scaled(_doc(), "extract-once", 4, 1.9)  # 2.1 + 7.6..7.8 vs 8.4..8.6: overlap
+    for p in doc["points"]:
+        if p["strategy"] == "extract-once" and p["n"] == 4:
+            p["samples"][0] = 5.0
+    assert claims.extract_once_vs_per_invocation(doc) == []
+
+
+def test_parallel_clearly_slower_than_serial_is_a_violation() -> None:
+    problems = claims.parallel_vs_serial(_scaled(_doc(), "extract-once", 2, 10.0))
+    assert len(problems) == 1
+    assert problems[0].startswith("N=2:")
+
+
+def test_no_serial_claim_with_one_vcpu() -> None:
+    assert claims.serial_ns(_doc(online_cpus=1)) == []
+    assert claims.parallel_vs_serial(_doc(online_cpus=1)) == []
