@@ -6,8 +6,11 @@ include/config/* stamps to catch config changes; since 0e0345b77ac4 (5.13) those
 longer *.h files, so a config-only change should leave a stale autoconf.h in the archive.
 
 This builds with upstream's logic (no harness workaround) and the flipped option; the config
-check must then see the new value. On the kernels the analysis says are affected the test is
-a strict xfail: if it ever passes there, the analysis (or the kernel) changed.
+check must then see the new value. The md5 is of `ls -l`, link counts included: anything
+that hard-links the source headers between the two builds (another worker's scratch copy)
+regenerates the archive and hides the bug, so the suite never hard-links them mid-session.
+On the kernels the analysis says are affected the test is a strict xfail: if it ever passes
+there, the analysis (or the kernel) changed.
 """
 
 from __future__ import annotations
