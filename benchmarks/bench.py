@@ -41,10 +41,9 @@ from kheaders_suite import accel, arches, variants
 from kheaders_suite.boot import boot
 from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
 from kheaders_suite.paths import REPO_ROOT, default_cache_dir
-from kheaders_suite.plugin import archive_present
 from kheaders_suite.settings import Settings
 from kheaders_suite.source import embedded_source
-from kheaders_suite.timing import preinstalled, results, runner, summary, sweep, workload
+from kheaders_suite.timing import results, runner, summary, sweep, workload
 from kheaders_suite.timing.stats import summarize
 
 READ_SNIPPET = (
@@ -138,18 +137,10 @@ def harness_figures(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def timing_harness(build: KernelBuild, s: Settings) -> dict[str, Any]:
-    tree = preinstalled.ensure(build)
     guest = boot(build, s, s.results_dir / "consoles" / f"bench-timing-{build.arch}.log", say)
     try:
-        plan = harness_plan()
-        with (archive_present(guest, build) as archive,
-              runner.tmpfs_mount(guest, runner.GUEST_DIR)):
-            raw = runner.run(guest, plan, archive, guest.guest_path(tree))
-        doc = results.document(raw, arch=build.arch, variant=build.variant,
-                               release=build.release, accel=guest.accel.name,
-                               guest_cpus=s.guest_cpus, online_cpus=runner.online_cpus(guest),
-                               plan=plan, archive=archive,
-                               preinstalled=guest.guest_path(tree))
+        doc = runner.measure(guest, build, harness_plan(), guest_cpus=s.guest_cpus,
+                             online=runner.online_cpus(guest))
     finally:
         guest.close()
     results.write(doc, s.results_dir / "bench-timing")

@@ -20,10 +20,10 @@ from kheaders_suite import console
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.locks import file_lock
-from kheaders_suite.plugin import Target, archive_present
+from kheaders_suite.plugin import Target
 from kheaders_suite.report import Recorder
 from kheaders_suite.settings import Settings
-from kheaders_suite.timing import claims, plot, preinstalled, results, runner, summary, sweep
+from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
 
 pytestmark = pytest.mark.timing
 # One sweep at a time on this host (xdist workers, other sessions): two TCG guests compiling
@@ -46,19 +46,13 @@ def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
                   suite_settings: Settings, recorder: Recorder) -> SweepOutcome:
     if kernel_build.archive is None:
         pytest.skip(f"{target.id}: no kheaders archive in this build")
-    tree = preinstalled.ensure(kernel_build)
     online = runner.online_cpus(guest)
     plan = sweep.plan_for(suite_settings.sweep, online)
     guest.run(("dmesg", "--clear"), check=True)
-    with (file_lock(suite_settings.cache_dir / SWEEP_LOCK, SWEEP_LOCK_WAIT),
-          archive_present(guest, kernel_build) as archive,
-          runner.tmpfs_mount(guest, runner.GUEST_DIR)):
-        raw = runner.run(guest, plan, archive, guest.guest_path(tree))
+    with file_lock(suite_settings.cache_dir / SWEEP_LOCK, SWEEP_LOCK_WAIT):
+        doc = runner.measure(guest, kernel_build, plan, guest_cpus=suite_settings.guest_cpus,
+                             online=online)
     reports = [str(r) for r in console.find_reports(guest.dmesg())]
-    doc = results.document(raw, arch=target.arch, variant=target.variant,
-                           release=kernel_build.release, accel=guest.accel.name,
-                           guest_cpus=suite_settings.guest_cpus, online_cpus=online, plan=plan,
-                           archive=archive, preinstalled=guest.guest_path(tree))
     out = suite_settings.results_dir / "timing"
     path = results.write(doc, out)
     plot.write_plot([doc], path.with_suffix(".png"))

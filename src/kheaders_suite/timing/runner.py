@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.guest_scripts import source
-from kheaders_suite.timing import sweep
+from kheaders_suite.timing import preinstalled, results, sweep
 
 GUEST_DIR = "/run/kheaders-timing"  # a tmpfs mounted for the sweep (tmpfs_mount)
 # Base seconds per compile (KVM); multiplied by guest.scale. Generous: a bound, not a guess.
@@ -77,3 +78,17 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
     raw["environment"]["host_loadavg_before"] = load_before
     raw["environment"]["host_loadavg_after"] = os.getloadavg()[0]
     return raw
+
+
+def measure(guest: Guest, build: KernelBuild, plan: sweep.SweepPlan, *, guest_cpus: int,
+            online: int) -> dict[str, Any]:
+    """One sweep against ``build``'s archive, made present as its variant does (setup and
+    teardown steps), on a scratch tmpfs: the result document (results.document)."""
+    from kheaders_suite.plugin import archive_present  # the plugin is pytest's; import late
+
+    tree = preinstalled.ensure(build)
+    with archive_present(guest, build) as archive, tmpfs_mount(guest, GUEST_DIR):
+        raw = run(guest, plan, archive, guest.guest_path(tree))
+    return results.document(raw, arch=build.arch, variant=build.variant, release=build.release,
+                            accel=guest.accel.name, guest_cpus=guest_cpus, online_cpus=online,
+                            plan=plan, archive=archive, preinstalled=guest.guest_path(tree))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from kheaders_suite.verify.archive import Archive, ArchiveInput, load
+from kheaders_suite.verify.archive import ArchiveInput, load
 from kheaders_suite.verify.result import CheckResult, failed, passed
 from kheaders_suite.verify.strip import strip_comments
 
@@ -52,20 +52,23 @@ def parse_autoconf(data: bytes) -> dict[str, str]:
             for m in _DEFINE.finditer(data)}
 
 
-def _member_bytes(parsed: Archive, name: str) -> bytes | None:
-    member = parsed.get(name)
-    return member.data if member is not None and member.kind == "file" else None
+def _member_bytes(check: str, archive: ArchiveInput, member_name: str) -> bytes | CheckResult:
+    """The regular file ``member_name`` of the archive, or the check's failure."""
+    parsed = load(check, archive)
+    if isinstance(parsed, CheckResult):
+        return parsed
+    member = parsed.get(member_name)
+    if member is None or member.kind != "file":
+        return failed(check, f"{member_name} is not in the archive")
+    return member.data
 
 
 def config(archive: ArchiveInput, dot_config_text: str) -> CheckResult:
     """autoconf.h in the archive against the build's .config, naming every symbol that differs."""
     name = "config"
-    parsed = load(name, archive)
-    if isinstance(parsed, CheckResult):
-        return parsed
-    data = _member_bytes(parsed, AUTOCONF)
-    if data is None:
-        return failed(name, f"{AUTOCONF} is not in the archive")
+    data = _member_bytes(name, archive, AUTOCONF)
+    if isinstance(data, CheckResult):
+        return data
     got = parse_autoconf(data)
     # Stripped like the member: a string value holding "/*...*/" loses it on both sides.
     want = {k: strip_comments(v.encode()).decode(errors="replace")
@@ -88,12 +91,9 @@ def config(archive: ArchiveInput, dot_config_text: str) -> CheckResult:
 def release(archive: ArchiveInput, uname_r: str) -> CheckResult:
     """UTS_RELEASE in the archive's utsrelease.h equals the running kernel's release."""
     name = "release"
-    parsed = load(name, archive)
-    if isinstance(parsed, CheckResult):
-        return parsed
-    data = _member_bytes(parsed, UTSRELEASE)
-    if data is None:
-        return failed(name, f"{UTSRELEASE} is not in the archive")
+    data = _member_bytes(name, archive, UTSRELEASE)
+    if isinstance(data, CheckResult):
+        return data
     match = _UTS_RELEASE.search(data)
     if match is None:
         return failed(name, f"no UTS_RELEASE in {UTSRELEASE}",
