@@ -1,12 +1,11 @@
 """Compile timing without a VM: stats, the regression rule, the JSON schema, the plot, the
 summary table, the host-side pre-installed tree, and the guest script itself run on the host
-against a synthetic archive (and the workload against a real one when the cache has it)."""
+against a synthetic archive (the workload against a real archive: vmtests/test_real_archive.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import pytest
 
 from kheaders_suite.errors import UserError
 from kheaders_suite.guest_scripts import source
-from kheaders_suite.paths import default_cache_dir
 from kheaders_suite.timing import (
     claims,
     compare,
@@ -344,31 +342,6 @@ def test_compilebench_runs_every_strategy_and_prints_raw_samples(tmp_path: Path)
                                 guest_cpus=2, online_cpus=1, plan=plan, archive="a",
                                 preinstalled="p"))
     assert results.validate(doc) == []
-
-
-def _real_archive(arch: str) -> Path | None:
-    found = (default_cache_dir() / "builds").glob(f"{arch}-*/kheaders_data.tar.xz")
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
-
-
-@pytest.mark.parametrize(("arch", "srcarch", "cc"), [
-    ("x86_64", "x86", "gcc"), ("arm64", "arm64", "aarch64-linux-gnu-gcc")])
-def test_workload_compiles_warning_free_against_a_real_archive(
-        tmp_path: Path, arch: str, srcarch: str, cc: str) -> None:
-    if arch == "x86_64" and platform.machine() != "x86_64":
-        pytest.skip("x86_64 workload check runs on x86_64 hosts (native gcc)")
-    if shutil.which(cc) is None:
-        pytest.skip(f"{cc} not installed")
-    archive = _real_archive(arch)
-    if archive is None:
-        pytest.skip(f"no {arch} build with a kheaders archive in the cache yet")
-    subprocess.run(("tar", "-xJf", str(archive), "-C", str(tmp_path)), check=True, timeout=300)
-    for src in workload.all_sources():
-        argv = workload.fill(workload.gcc_template(srcarch, cc), str(tmp_path), str(src),
-                             str(tmp_path / f"{src.stem}.o"))
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{src.name}:\n{done.stderr[-3000:]}"
-        assert "warning" not in done.stderr, f"{src.name}:\n{done.stderr[-3000:]}"
 
 
 # --- the claims the timing vmtests make ------------------------------------------------------
