@@ -74,3 +74,19 @@ def test_udev_rename_gets_a_hint() -> None:
     assert hint is not None
     assert "remove the udev package" in hint
     assert console.boot_hint("[ 1.0] all fine\n") is None
+
+
+def test_milestones_of_a_recorded_boot() -> None:
+    text = (DATA / "console-x86_64-sysfs.log").read_text()
+    marks = console.milestones(text)
+    assert marks["init"].guest_seconds == 0.725492
+    assert marks["init_done"].guest_seconds == 3.414703
+    assert text[marks["init"].offset:].startswith("[    0.725492] Run ")
+    assert marks["kernel"].offset <= marks["init"].offset < marks["init_done"].offset
+
+
+def test_bash_init_is_a_milestone_too_and_missing_ones_are_absent() -> None:
+    arm = "[   19.5] virtme-init: initialization done\n"
+    assert console.milestones(arm)["init_done"].guest_seconds == 19.5
+    assert "init" not in console.milestones(arm)
+    assert console.milestones("no kernel here\n") == {}

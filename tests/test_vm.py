@@ -1,9 +1,18 @@
 from pathlib import Path
 
+import pytest
+
 from kheaders_suite import arches
 from kheaders_suite.accel import Accel
 from kheaders_suite.build import KernelBuild
-from kheaders_suite.vm import VMSpec, free_port, guardian_command, vng_command
+from kheaders_suite.vm import (
+    VMSpec,
+    arrival,
+    free_port,
+    guardian_command,
+    profile_boot,
+    vng_command,
+)
 
 
 def fake_build(arch: str = "x86_64") -> KernelBuild:
@@ -19,7 +28,7 @@ def test_native_tcg_command_line() -> None:
                   cpus=4, memory="1G")
     assert vng_command(spec) == (
         "vng", "--run", "/c/builds/b/bzImage", "--cpus", "4", "--memory", "1G",
-        "--ssh", "2345", "--ssh-tcp", "--append", "loglevel=7", "--disable-kvm",
+        "--ssh", "2345", "--ssh-tcp", "--force-9p", "--append", "loglevel=7", "--disable-kvm",
     )
 
 
@@ -54,3 +63,37 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+BOOT = ("[    0.500000] 9pnet: Installing 9P2000 support\n"
+        "[    0.900000] Run /sbin/virtme-ng-init as init process\n"
+        "[    3.900000] virtme-ng-init: initialization done\n")
+
+
+def test_boot_profile_places_the_guest_clock_by_the_init_line() -> None:
+    init_at = BOOT.index("[    0.9")
+    done_at = BOOT.index("[    3.9")
+    # launched at 100; the init line arrived at 102.0, "init done" at 105.0
+    arrivals = [(101.0, init_at), (102.0, done_at), (105.0, len(BOOT))]
+    p = profile_boot(100.0, arrivals, BOOT, ssh_at=106.5, ready_at=107.0)
+    assert p.kernel_start == pytest.approx(1.1)  # 102.0 - 100 - 0.9
+    assert (p.init, p.init_done, p.ssh, p.ready) == (0.9, 3.9, 6.5, 7.0)
+    stages = dict(p.stages())
+    assert stages["virtme-init"] == pytest.approx(3.0)
+    assert stages["sshd+ssh"] == pytest.approx(6.5 - (1.1 + 3.9))
+    assert sum(v for v in stages.values() if v is not None) == pytest.approx(p.ready)
+
+
+def test_boot_profile_without_console_milestones_says_unknown() -> None:
+    p = profile_boot(0.0, [], "", ssh_at=5.0, ready_at=6.0)
+    assert p.kernel_start is None
+    assert p.init is None
+    assert "virtme-init ?" in p.render()
+    assert dict(p.stages())["agent+first command"] == 1.0
+
+
+def test_arrival_is_the_first_chunk_that_reached_the_byte() -> None:
+    arrivals = [(1.0, 10), (2.0, 20)]
+    assert arrival(arrivals, 0) == 1.0
+    assert arrival(arrivals, 10) == 2.0
+    assert arrival(arrivals, 20) is None

@@ -62,6 +62,10 @@ def boot(build: KernelBuild, s: Settings, log: Path,
                 spec = spec_for(build, s, decision, progress)
                 continue
             raise
-        progress(f"{label}: SSH up after {guest.boot_seconds:.1f}s")
+        except BaseException:
+            vm.close()  # whatever broke while connecting, no QEMU is left behind
+            raise
+        shown = guest.profile.render() if guest.profile else "no profile"
+        progress(f"{label}: ready after {guest.boot_seconds:.1f}s ({shown})")
         return guest
     raise AssertionError("unreachable")

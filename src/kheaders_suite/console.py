@@ -76,6 +76,29 @@ def boot_hint(text: str) -> str | None:
     return None
 
 
+# Boot milestones as the console shows them (both virtme-ng inits log "initialization done").
+_TIMESTAMPED = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)
+_INIT_STARTED = re.compile(r"^\[\s*(\d+\.\d+)\] Run \S+.* as init process", re.M)
+_INIT_DONE = re.compile(r"^\[\s*(\d+\.\d+)\] virtme(?:-ng)?-init: initialization done", re.M)
+
+
+@dataclass(frozen=True)
+class Milestone:
+    offset: int  # where in the console text the line starts
+    guest_seconds: float  # the kernel's timestamp on that line
+
+
+def milestones(text: str) -> dict[str, Milestone]:
+    """The first kernel line, init started, and virtme-ng's init done, where present."""
+    found: dict[str, Milestone] = {}
+    for name, pattern in (("kernel", _TIMESTAMPED), ("init", _INIT_STARTED),
+                          ("init_done", _INIT_DONE)):
+        match = pattern.search(text)
+        if match:
+            found[name] = Milestone(match.start(), float(match.group(1)))
+    return found
+
+
 def hostfwd_conflict(text: str) -> bool:
     """QEMU could not bind the SSH forward port (another VM took it): retry with a new one."""
     return "Could not set up host forwarding rule" in text

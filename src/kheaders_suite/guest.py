@@ -7,21 +7,23 @@ the end before the other deadlocks once the other fills the window.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import select
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
 from kheaders_suite import console, guest_scripts
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import GuestTimeout, VMLost
-from kheaders_suite.vm import VM
+from kheaders_suite.vm import VM, BootProfile, profile_boot
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
 # traceback; those are expected while booting, and connect() reports the last one itself.
@@ -31,7 +33,6 @@ VIRTME_KEY = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
 # Base timeouts in seconds under KVM; multiplied by Accel.scale(arch) under TCG.
 BOOT_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
-AGENT_PATH = "/tmp/kheaders-agent.py"
 AGENT_MARGIN = 30.0
 
 
@@ -78,13 +79,18 @@ class Guest:
         self.build = vm.spec.build
         self.arch = vm.spec.arch
         self.accel = vm.spec.accel
-        self.boot_seconds = 0.0
+        self.ssh_at = self.ready_at = 0.0  # monotonic: SSH authenticated, first command done
+        self.profile: BootProfile | None = None  # set by connect()
         self.agent: Agent | None = None
 
+    @property
+    def boot_seconds(self) -> float:
+        """Launch of vng to the first command answered: when tests can start."""
+        return self.ready_at - self.vm.launched
+
     def start_agent(self) -> None:
-        """Serve later commands over one channel (see guest_scripts/agent.py); on failure
-        commands keep using one SSH exec channel each."""
-        self.write_bytes(AGENT_PATH, guest_scripts.source("agent.py"))
+        """Serve later commands and file transfers over one channel (guest_scripts/agent.py);
+        on failure each command takes an SSH exec channel and each transfer an SFTP one."""
         self.agent = Agent.start(self.client, Deadline(COMMAND_TIMEOUT * self.scale))
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = False,
@@ -103,12 +109,17 @@ class Guest:
                  stdin: bytes | None) -> CommandResult:
         seconds = timeout if timeout is not None else COMMAND_TIMEOUT * self.scale
         if self.agent is not None:
-            try:
+            with self._agent_in_use():
                 return self.agent.call(argv, stdin, seconds)
-            except GuestTimeout:
-                self.agent = None  # its channel is in an unknown state: stop using it
-                raise
         return self._exec_channel(shlex.join(argv), seconds, stdin)
+
+    @contextlib.contextmanager
+    def _agent_in_use(self) -> Iterator[None]:
+        try:
+            yield
+        except GuestTimeout:
+            self.agent = None  # its channel is in an unknown state: stop using it
+            raise
 
     def _exec_channel(self, script: str, seconds: float, stdin: bytes | None) -> CommandResult:
         deadline = Deadline(seconds)
@@ -130,10 +141,18 @@ class Guest:
         return self.vm.spec.guest_path(host)
 
     def read_bytes(self, path: str) -> bytes:
+        """The guest file's bytes; OSError (with the guest's errno) if it cannot be read."""
+        if self.agent is not None:
+            with self._agent_in_use():
+                return self.agent.read(path, COMMAND_TIMEOUT * self.scale)
         with self.client.open_sftp() as sftp, sftp.open(path, "rb") as handle:
             return bytes(handle.read())
 
     def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        if self.agent is not None:
+            with self._agent_in_use():
+                self.agent.write(path, data, mode, COMMAND_TIMEOUT * self.scale)
+            return
         with self.client.open_sftp() as sftp:
             with sftp.open(path, "wb") as handle:
                 handle.write(data)
@@ -150,6 +169,20 @@ class Guest:
         self.vm.close()
 
 
+# What the agent's commands see, whatever the host user's dotfiles say: an x86_64 guest shares
+# the host's root, and sshd runs every channel through root's bash, which sources ~/.bashrc.
+# On these machines that runs `pyenv init` (~2.5 s under TCG) and puts pyenv's shims first in
+# PATH, so a bare `python3` cost another 3 s and was pyenv's interpreter, not Debian's.
+AGENT_ENV = ("PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C")
+GUEST_PYTHON = "/usr/bin/python3"
+
+
+def agent_command(source: bytes) -> tuple[str, ...]:
+    """The agent started with a clean environment, its source inline (no SFTP channel to
+    upload it first), and -S: no site-packages scan; it needs only the standard library."""
+    return ("env", "-i", *AGENT_ENV, GUEST_PYTHON, "-S", "-u", "-c", source.decode())
+
+
 class Agent:
     """The host end of guest_scripts/agent.py: one JSON line out, one JSON line back."""
 
@@ -164,7 +197,7 @@ class Agent:
         if transport is None:
             return None
         chan = transport.open_session(timeout=deadline.remaining)
-        chan.exec_command(shlex.join(("python3", "-u", AGENT_PATH)))
+        chan.exec_command(shlex.join(agent_command(guest_scripts.source("agent.py"))))
         agent = cls(chan)
         try:
             ready = json.loads(agent.readline(deadline))
@@ -173,13 +206,27 @@ class Agent:
             return None
         return agent if "ready" in ready else None
 
-    def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float) -> CommandResult:
+    def request(self, payload: dict[str, Any], seconds: float) -> dict[str, Any]:
         self.next_id += 1
-        request = {"id": self.next_id, "argv": list(argv), "timeout": seconds,
-                   "stdin": base64.b64encode(stdin).decode() if stdin else None}
-        self.chan.sendall((json.dumps(request) + "\n").encode())
-        # The agent enforces ``seconds`` itself; the margin covers its own reply.
-        reply = json.loads(self.readline(Deadline(seconds + AGENT_MARGIN)))
+        self.chan.sendall((json.dumps({"id": self.next_id, **payload}) + "\n").encode())
+        # The agent enforces ``seconds`` on commands itself; the margin covers its reply.
+        reply: dict[str, Any] = json.loads(self.readline(Deadline(seconds + AGENT_MARGIN)))
+        return reply
+
+    def read(self, path: str, seconds: float) -> bytes:
+        reply = self.request({"op": "read", "path": path}, seconds)
+        _raise_file_error(reply, path)
+        return base64.b64decode(reply["stdout"])
+
+    def write(self, path: str, data: bytes, mode: int, seconds: float) -> None:
+        reply = self.request({"op": "write", "path": path, "mode": mode,
+                              "data": base64.b64encode(data).decode()}, seconds)
+        _raise_file_error(reply, path)
+
+    def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float) -> CommandResult:
+        reply = self.request({"argv": list(argv), "timeout": seconds,
+                              "stdin": base64.b64encode(stdin).decode() if stdin else None},
+                             seconds)
         command = shlex.join(argv)
         if reply["timed_out"]:
             raise GuestTimeout(f"guest command exceeded {seconds:.0f}s: {command}")
@@ -203,6 +250,12 @@ class Agent:
         line, _, rest = bytes(self.buffer).partition(b"\n")
         self.buffer = bytearray(rest)
         return line
+
+
+def _raise_file_error(reply: dict[str, Any], path: str) -> None:
+    if reply["rc"] != 0:
+        message = base64.b64decode(reply["stderr"]).decode(errors="replace")
+        raise OSError(int(reply["rc"]), f"in the guest: {message}", path)
 
 
 def _collect(chan: paramiko.Channel, deadline: Deadline, what: str) -> tuple[bytes, bytes]:
@@ -238,8 +291,16 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT) -> Guest:
             deadline.sleep(0.25)
             continue
         guest = Guest(vm, client, scale)
-        guest.boot_seconds = deadline.elapsed
-        guest.start_agent()
+        guest.ssh_at = time.monotonic()
+        try:
+            guest.start_agent()
+            guest.run(("true",), check=True)
+        except BaseException:
+            client.close()
+            raise
+        guest.ready_at = time.monotonic()
+        guest.profile = profile_boot(vm.launched, vm.arrivals, vm.own_console(),
+                                     guest.ssh_at, guest.ready_at)
         return guest
     raise VMLost(_lost_message(vm, f"no SSH within {deadline.seconds:.0f}s ({last_error})"))
 

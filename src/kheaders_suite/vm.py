@@ -14,10 +14,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kheaders_suite import console as consolelog
 from kheaders_suite.accel import Accel
 from kheaders_suite.arches import Arch
 from kheaders_suite.build import KernelBuild
@@ -50,6 +53,9 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         vng, "--run", str(spec.build.image),
         "--cpus", str(spec.cpus), "--memory", spec.memory,
         "--ssh", str(spec.port), "--ssh-tcp",
+        # Straight to 9p: without it vng first waits ~3 s for a virtiofsd that QEMU 7.2's
+        # cannot start here ("fuse: invalid argument"), then falls back to 9p anyway.
+        "--force-9p",
         # Kernel messages at info level on the console we keep; virtme-ng says "quiet".
         "--append", "loglevel=7",
     )
@@ -62,6 +68,60 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         # One word: vng's argparse takes "-cpu ..." after a space for an option of its own.
         cmd += (f"--qemu-opts=-cpu {spec.arch.tcg_cpu}",)
     return cmd
+
+
+@dataclass(frozen=True)
+class BootProfile:
+    """Where a boot's seconds went, from the launch of vng. Host seconds since the launch,
+    except ``init`` and ``init_done``, which are the guest kernel's own timestamps."""
+
+    kernel_start: float | None  # when the guest's clock read 0: vng, QEMU and firmware
+    init: float | None  # guest seconds at "Run ... as init process": the kernel's boot
+    init_done: float | None  # guest seconds at virtme-ng's "initialization done"
+    ssh: float  # SSH session authenticated
+    ready: float  # the first command answered through the agent: ready for tests
+
+    def stages(self) -> list[tuple[str, float | None]]:
+        """Consecutive stages that add up to ``ready`` (None where the console did not say)."""
+        done_at = (None if self.kernel_start is None or self.init_done is None
+                   else self.kernel_start + self.init_done)
+        return [
+            ("vng+qemu+firmware", self.kernel_start),
+            ("kernel", self.init),
+            ("virtme-init", _minus(self.init_done, self.init)),
+            ("sshd+ssh", _minus(self.ssh, done_at)),
+            ("agent+first command", self.ready - self.ssh),
+        ]
+
+    def render(self) -> str:
+        return ", ".join(f"{name} {'?' if v is None else f'{v:.1f}'}"
+                         for name, v in self.stages())
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def arrival(arrivals: Sequence[tuple[float, int]], offset: int) -> float | None:
+    """When the console byte at ``offset`` had arrived (the first chunk that reached it)."""
+    for when, received in arrivals:
+        if received > offset:
+            return when
+    return None
+
+
+def profile_boot(launched: float, arrivals: Sequence[tuple[float, int]], text: str,
+                 ssh_at: float, ready_at: float) -> BootProfile:
+    """Pure: the profile from the console (one character per byte) and the host's clock.
+    The guest's clock is placed on the host's by the init line, printed as it happens."""
+    marks = consolelog.milestones(text)
+    init, done = marks.get("init"), marks.get("init_done")
+    start = None
+    if init is not None and (seen := arrival(arrivals, init.offset)) is not None:
+        start = seen - launched - init.guest_seconds
+    return BootProfile(kernel_start=start, init=init.guest_seconds if init else None,
+                       init_done=done.guest_seconds if done else None,
+                       ssh=ssh_at - launched, ready=ready_at - launched)
 
 
 def guardian_command(pgid: int) -> tuple[str, ...]:
@@ -77,13 +137,23 @@ def free_port() -> int:
 
 
 _LIVE: set[VM] = set()
+# The boot milestones come in the first few hundred chunks; a long test's console need not
+# be indexed.
+MAX_ARRIVALS = 10_000
 
 
 class VM:
-    """A running vng/QEMU process group and its console log."""
+    """A running vng/QEMU process group and its console log.
+
+    ``arrivals`` says when each piece of the console arrived: (monotonic seconds, bytes of
+    the log received by then), so a boot profile can time the console's milestones.
+    """
 
     def __init__(self, spec: VMSpec, console: Path, vng: str = "vng") -> None:
         self.spec, self.console = spec, console
+        self.base = console.stat().st_size if console.exists() else 0
+        self.arrivals: list[tuple[float, int]] = []
+        self.launched = time.monotonic()
         # vng runs `sh -c virtme-run ...`: its own bin dir must be on PATH (a venv not
         # activated, as under `.venv/bin/pytest`).
         path = f"{Path(vng).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -94,8 +164,8 @@ class VM:
         self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None
-        self._drain = threading.Thread(target=_copy, args=(self.proc.stdout, console),
-                                       daemon=True)
+        self._drain = threading.Thread(target=_copy, args=(self.proc.stdout, console,
+                                                           self.arrivals), daemon=True)
         self._drain.start()
         _LIVE.add(self)
 
@@ -105,6 +175,15 @@ class VM:
     def console_text(self) -> str:
         try:
             return self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def own_console(self) -> str:
+        """This VM's part of the log, one character per byte (offsets match ``arrivals``)."""
+        try:
+            with self.console.open("rb") as log:
+                log.seek(self.base)
+                return log.read().decode("latin-1")
         except FileNotFoundError:
             return ""
 
@@ -124,11 +203,15 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _copy(stream: IO[bytes], dest: Path) -> None:
+def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]]) -> None:
+    received = 0
     with dest.open("ab") as sink:
         for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
             sink.write(chunk)
             sink.flush()
+            received += len(chunk)
+            if len(arrivals) < MAX_ARRIVALS:
+                arrivals.append((time.monotonic(), received))
 
 
 @atexit.register

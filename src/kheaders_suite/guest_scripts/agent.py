@@ -10,6 +10,11 @@ Reply:    {"id": 7, "rc": 0, "stdout": "<base64>", "stderr": "<base64>", "durati
            "timed_out": false}
 A command that outlives its timeout is killed (with its process group) and reported with
 rc -9 and timed_out true. stdout and stderr are collected together by communicate().
+
+Files move over the same channel, so no test pays for an SFTP channel:
+    {"id": 8, "op": "read", "path": "/sys/kernel/btf/vmlinux"}  -> the bytes in "stdout"
+    {"id": 9, "op": "write", "path": "/tmp/x.py", "data": "<base64>", "mode": 420}
+A file operation that fails replies rc = errno and the error's text in "stderr".
 """
 
 import base64
@@ -39,18 +44,54 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             "duration": time.monotonic() - start, "timed_out": timed_out}
 
 
+def read_file(request: dict[str, Any]) -> dict[str, Any]:
+    with open(request["path"], "rb") as handle:
+        return {"stdout": base64.b64encode(handle.read()).decode()}
+
+
+def write_file(request: dict[str, Any]) -> dict[str, Any]:
+    data = base64.b64decode(request["data"])
+    fd = os.open(request["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, request["mode"])
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, request["mode"])
+    finally:
+        os.close(fd)
+    return {}
+
+
+FILE_OPS = {"read": read_file, "write": write_file}
+
+
+def file_op(request: dict[str, Any]) -> dict[str, Any]:
+    start = time.monotonic()
+    reply = {"id": request["id"], "rc": 0, "stdout": "", "stderr": "", "timed_out": False}
+    try:
+        reply.update(FILE_OPS[request["op"]](request))
+    except OSError as exc:
+        reply.update(rc=exc.errno or 1, stderr=base64.b64encode(str(exc).encode()).decode())
+    reply["duration"] = time.monotonic() - start
+    return reply
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("op", "run") != "run":
+        return file_op(request)
+    try:
+        return run(request)
+    except OSError as exc:  # command not found, not executable: rc 127 like a shell
+        return {"id": request["id"], "rc": 127, "stdout": "",
+                "stderr": base64.b64encode(str(exc).encode()).decode(),
+                "duration": 0.0, "timed_out": False}
+
+
 def main() -> None:
     sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n")
     sys.stdout.flush()
     for line in sys.stdin:
-        request = json.loads(line)
-        try:
-            reply = run(request)
-        except OSError as exc:  # command not found, not executable: rc 127 like a shell
-            reply = {"id": request["id"], "rc": 127, "stdout": "",
-                     "stderr": base64.b64encode(str(exc).encode()).decode(),
-                     "duration": 0.0, "timed_out": False}
-        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.write(json.dumps(handle(json.loads(line))) + "\n")
         sys.stdout.flush()
 
 
