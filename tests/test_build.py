@@ -34,3 +34,46 @@ def test_build_record_round_trips_through_json() -> None:
     assert again == record
     assert again.cached
     assert isinstance(again.image, Path)
+
+
+def test_steps_are_kbuild_quiet_lines_only() -> None:
+    log = (b"$ make -j3 bzImage\n  SYNC    include/config/auto.conf\n  CC      kernel/fork.o\n"
+           b"  CC      kernel/exit.o\nkernel/fork.c:1: warning: something\n  LD      vmlinux\n"
+           b"    indented continuation\n")
+    assert build.count_steps(log) == 4
+
+
+def test_progress_line_estimates_what_is_left_from_the_previous_count() -> None:
+    line = build.progress_line("make", 500, 2000, 300.0)
+    assert line == "make 500/2000 steps (25%), 5m00s elapsed, ~15m00s left"
+    assert build.progress_line("make", 2100, 2000, 60.0).endswith("(99%), 1m00s elapsed, ~0s left")
+    assert build.progress_line("make", 7, None, 42.0) == "make 7 steps, 42s elapsed"
+
+
+def test_step_counts_are_remembered_per_arch(tmp_path: Path) -> None:
+    x86 = arches.get("x86_64")
+    assert build.expected_steps(tmp_path, x86) is None
+    build.remember_steps(tmp_path, x86, 1897)
+    build.remember_steps(tmp_path, arches.get("arm64"), 1700)
+    assert build.expected_steps(tmp_path, x86) == 1897
+    (tmp_path / build.STEPS_FILE).write_text("not json")
+    assert build.expected_steps(tmp_path, x86) is None
+
+
+def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> None:
+    """make's compilers are its children: a timeout must end them too, not make alone."""
+    import time
+
+    import pytest
+
+    from kheaders_suite.errors import BuildFailed
+
+    pidfile = tmp_path / "child.pid"
+    runner = build._Runner(tmp_path / "log", {}, lambda m: None, "t", timeout=1.0)
+    script = f"sleep 60 & echo $! > {pidfile}; wait"
+    with pytest.raises(BuildFailed, match="exceeded 1s"):
+        runner.run(("sh", "-c", script))
+    child = Path(f"/proc/{pidfile.read_text().strip()}/stat")
+    time.sleep(0.2)
+    # Gone, or a zombie waiting for init to reap it: not running either way.
+    assert not child.exists() or child.read_text().split(") ")[1][0] == "Z"

@@ -14,10 +14,13 @@ xdist workers wanting the same key wait on one lock and share the result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +41,10 @@ from kheaders_suite.variants import Variant
 BUILD_TIMESTAMP = "2019-04-26 00:00:00 UTC"
 BASE_FRAGMENT = "base.config"
 Progress = Callable[[str], None]
+# kbuild's quiet output: one "  CC      kernel/fork.o" line per step of the build.
+_KBUILD_STEP = re.compile(rb"^  [A-Z][A-Z0-9_]* ", re.M)
+PROGRESS_EVERY = 30.0
+STEPS_FILE = "make-steps.json"
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,59 @@ def build_uncached(source: KernelSource, arch: Arch, variant: Variant, opts: Bui
         return _build(source, arch, variant, opts, key, ws, out, progress)
 
 
+@dataclass(frozen=True)
+class ArchiveBuild:
+    """What ``build_archive_only`` leaves: the archive gen_kheaders.sh made, and the config."""
+
+    archive: Path
+    config: Path
+    log: Path
+
+
+def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
+                       progress: Progress, out: Path) -> ArchiveBuild:
+    """Configure the shared workspace and make kernel/kheaders.o alone: make's prepare step
+    (the new autoconf.h) and gen_kheaders.sh's decision, without vmlinux, BTF or modules.
+
+    The incremental experiments need only what the archive holds after a change, and this
+    gives it in seconds instead of a relink. Uncached; the workspace's next full build
+    reconfigures and relinks as usual."""
+    key = build_key(key_inputs(source, arch, variant, opts))
+    ws = workspace(opts, source, arch)
+    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+        out.mkdir(parents=True, exist_ok=True)
+        label = f"{arch.name}-{variant.name}"
+        runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout)
+        progress(f"{label}: archive only, {source.origin} (key {key}), log {runner.log}")
+        obj, make = _prepare(runner, source, arch, variant, opts, ws, "make kernel/kheaders.o")
+        runner.run((*make, f"-j{opts.jobs}", "kernel/kheaders.o"))
+        archive = _copy_archive(obj, out)
+        if archive is None:
+            raise BuildFailed(f"{label}: no kernel/kheaders_data.tar.xz after make; "
+                              f"log {runner.log}")
+        shutil.copy2(obj / ".config", out / "config")
+        return ArchiveBuild(archive=archive, config=out / "config", log=runner.log)
+
+
+def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant,
+             opts: BuildOptions, ws: Path, stage: str) -> tuple[Path, tuple[str, ...]]:
+    """The work copy synced and patched for ``variant``, the object tree configured, the
+    archive's incremental state handled as ``opts`` says: the object tree and make's argv."""
+    series = (worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
+              if variant.patch_series else None)
+    runner.stage("sync source")
+    worktree.sync(source.path, ws / "src", source.version, series)
+    obj = ws / "obj"
+    obj.mkdir(parents=True, exist_ok=True)
+    _configure(runner, ws / "src", obj, arch, fragments_for(arch, variant, opts.extra_fragments))
+    make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
+                             _cc(arch, opts))
+    runner.stage(stage)
+    if opts.force_kheaders_regen:
+        (obj / "kernel/kheaders.md5").unlink(missing_ok=True)
+    return obj, make
+
+
 def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
            key: str, ws: Path, out: Path, progress: Progress) -> KernelBuild:
     start = time.monotonic()
@@ -169,19 +229,12 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     label = f"{arch.name}-{variant.name}"
     runner = _Runner(log, _make_env(opts), progress, label, opts.timeout)
     progress(f"{label}: building {source.origin} (key {key}), log {log}")
-    series = (worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
-              if variant.patch_series else None)
-    runner.stage("sync source")
-    worktree.sync(source.path, ws / "src", source.version, series)
-    obj = ws / "obj"
-    obj.mkdir(parents=True, exist_ok=True)
-    _configure(runner, ws / "src", obj, arch, fragments_for(arch, variant, opts.extra_fragments))
-    make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
-                             _cc(arch, opts))
-    runner.stage("make")
-    if opts.force_kheaders_regen:
-        (obj / "kernel/kheaders.md5").unlink(missing_ok=True)
-    runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"))
+    obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
+    cold = not (obj / "vmlinux").exists()
+    runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"),
+               expected=expected_steps(opts.cache_dir, arch) if cold else None)
+    if cold:
+        remember_steps(opts.cache_dir, arch, runner.steps)
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
@@ -278,8 +331,45 @@ def _make_env(opts: BuildOptions) -> dict[str, str]:
     }
 
 
+def count_steps(log: bytes) -> int:
+    return len(_KBUILD_STEP.findall(log))
+
+
+def progress_line(stage: str, steps: int, expected: int | None, elapsed: float) -> str:
+    """'make 1200/1900 steps (63%), 5m10s elapsed, ~3m left' (pure)."""
+    done = f"{stage} {steps}" + (f"/{expected}" if expected else "") + " steps"
+    if expected and steps:
+        fraction = min(steps / expected, 0.99)
+        left = elapsed * (1 - fraction) / fraction
+        return f"{done} ({fraction:.0%}), {_clock(elapsed)} elapsed, ~{_clock(left)} left"
+    return f"{done}, {_clock(elapsed)} elapsed"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def expected_steps(cache_dir: Path, arch: Arch) -> int | None:
+    """kbuild steps of this arch's last cold build here, else None."""
+    try:
+        return int(json.loads((cache_dir / STEPS_FILE).read_text())[arch.name])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember_steps(cache_dir: Path, arch: Arch, steps: int) -> None:
+    path = cache_dir / STEPS_FILE
+    try:
+        seen = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        seen = {}
+    seen[arch.name] = steps
+    path.write_text(json.dumps(seen))
+
+
 class _Runner:
-    """Runs build commands into one log, printing the stage and elapsed time as it goes."""
+    """Runs build commands into one log, printing the stage and its progress as it goes."""
 
     def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
                  timeout: float) -> None:
@@ -287,36 +377,56 @@ class _Runner:
         self.timeout = timeout
         self.current = "start"
         self.t0 = time.monotonic()
+        self.steps = 0  # kbuild steps the last command printed
 
     def stage(self, name: str) -> None:
         self.current = name
         self.progress(f"{self.label}: {name} ({time.monotonic() - self.t0:.0f}s)")
 
     def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> None:
+            env: dict[str, str] | None = None, expected: int | None = None) -> None:
         full_env = {**os.environ, **self.env, **(env or {})}
         with self.log.open("a") as sink:
             sink.write(f"\n$ {' '.join(cmd)}\n")
             sink.flush()
+            start = sink.tell()
+            # Its own process group: a timeout or an interrupt ends make and every compiler.
             proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=sink,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            self._wait(proc)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                self._wait(proc, start, expected)
+            finally:
+                _end_group(proc)
         if proc.returncode != 0:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
             raise BuildFailed(f"{self.label}: {self.current} failed (exit {proc.returncode}); "
                               f"full log {self.log}\n{tail}")
 
-    def _wait(self, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + self.timeout
+    def _output_since(self, start: int) -> bytes:
+        with self.log.open("rb") as log:
+            log.seek(start)
+            return log.read()
+
+    def _wait(self, proc: subprocess.Popen[bytes], start: int, expected: int | None) -> None:
+        began = time.monotonic()
+        deadline = began + self.timeout
         while True:
             try:
-                proc.wait(timeout=min(60.0, max(1.0, deadline - time.monotonic())))
+                proc.wait(timeout=min(PROGRESS_EVERY, max(1.0, deadline - time.monotonic())))
+                self.steps = count_steps(self._output_since(start))
                 return
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
-                    proc.kill()
-                    proc.wait()
                     raise BuildFailed(f"{self.label}: {self.current} exceeded "
                                       f"{self.timeout:.0f}s; log {self.log}") from None
-                self.progress(f"{self.label}: {self.current} "
-                              f"{time.monotonic() - self.t0:.0f}s elapsed, log {self.log}")
+                steps = count_steps(self._output_since(start))
+                line = progress_line(self.current, steps, expected, time.monotonic() - began)
+                self.progress(f"{self.label}: {line}, log {self.log}")
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of the command's process group (all of it, if it still runs)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
