@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from kheaders_suite import arches, build, variants
 from kheaders_suite.paths import CONFIGS_DIR
 
@@ -64,8 +66,6 @@ def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> N
     """make's compilers are its children: a timeout must end them too, not make alone."""
     import time
 
-    import pytest
-
     from kheaders_suite.errors import BuildFailed
 
     pidfile = tmp_path / "child.pid"
@@ -77,3 +77,19 @@ def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> N
     time.sleep(0.2)
     # Gone, or a zombie waiting for init to reap it: not running either way.
     assert not child.exists() or child.read_text().split(") ")[1][0] == "Z"
+
+
+def test_cold_builds_take_turns_and_incremental_ones_do_not_wait(tmp_path: Path) -> None:
+    from kheaders_suite.errors import InfraError
+    from kheaders_suite.locks import file_lock
+
+    opts = build.BuildOptions(cache_dir=tmp_path, timeout=0.2)
+    said: list[str] = []
+    with file_lock(tmp_path / build.COLD_BUILD_LOCK, 1.0):  # another cold build runs
+        with build._cold_build_slot(opts, False, "x86_64-module", said.append):
+            pass
+        with pytest.raises(InfraError, match="waited"), \
+                build._cold_build_slot(opts, True, "arm64-sysfs", said.append):
+            pass
+    assert said == [f"arm64-sysfs: waiting for another cold build "
+                    f"({tmp_path / build.COLD_BUILD_LOCK})"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Generator, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,11 +141,36 @@ def kernel_build(target: Target, kernel_source: KernelSource,
                  suite_settings: settings.Settings, pytestconfig: pytest.Config) -> KernelBuild:
     opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
                         extra_fragments=suite_settings.extra_fragments)
+    arch = arches.get(target.arch)
+    say = lambda m: progress(pytestconfig, m)  # noqa: E731
+    if not arch.is_native:
+        prefetch_rootfs(suite_settings.cache_dir, arch, say)
     try:
-        return ensure_build(kernel_source, arches.get(target.arch), variants.get(target.variant),
-                            opts, lambda m: progress(pytestconfig, m))
+        return ensure_build(kernel_source, arch, variants.get(target.variant), opts, say)
     except VariantUnavailable as exc:
         pytest.skip(f"{target.id}: {exc}")
+
+
+_PREFETCHED: set[str] = set()
+
+
+def prefetch_rootfs(cache_dir: Path, arch: arches.Arch, say: Callable[[str], None]) -> None:
+    """Build a foreign arch's root filesystem in the background while its kernel builds (or
+    waits for another arch's cold build): mmdebstrap is mostly downloads and qemu-user.
+    The boot asks for it again under the same lock, and reports any failure itself."""
+    if arch.name in _PREFETCHED:
+        return
+    _PREFETCHED.add(arch.name)
+
+    def work() -> None:
+        from kheaders_suite.rootfs import ensure_rootfs
+
+        try:
+            ensure_rootfs(cache_dir, arch, say)
+        except Exception as exc:  # the boot retries and raises it where it belongs
+            say(f"{arch.name}: root filesystem in the background failed: {exc}")
+
+    threading.Thread(target=work, name=f"rootfs-{arch.name}", daemon=True).start()
 
 
 @pytest.fixture(scope="session")
