@@ -30,7 +30,6 @@ pytestmark = pytest.mark.timing
 # at once on two cores would each measure the other.
 SWEEP_LOCK = "timing-sweep.lock"
 SWEEP_LOCK_WAIT = 3 * 3600.0
-OVERHEAD_LIMIT = 0.02
 
 
 @dataclass(frozen=True)
@@ -92,22 +91,15 @@ def test_extract_once_not_slower_than_extracting_per_compile(
     assert claims.extract_once_vs_per_invocation(doc) == []
 
 
-def test_parallel_extract_once_not_slower_than_serial(compile_sweep: SweepOutcome) -> None:
-    """For 1 < N <= online vCPUs: extraction + N parallel compiles is not clearly slower
-    than the extraction + the same N compiles one after the other."""
+def test_parallel_compiles_overlap(compile_sweep: SweepOutcome) -> None:
+    """For 1 < N <= online vCPUs: the N-job extract-once batch is clearly faster than the
+    same N compiles one after the other (median under claims.PARALLEL_SHARE x N x N=1), so
+    a guest that serializes the batch fails. The harness's own overhead (the measuring loop,
+    process spawn) is reported by the summary and benchmarks/bench.py, not asserted."""
     doc = compile_sweep.doc
-    if not claims.serial_ns(doc):
+    if not claims.parallel_ns(doc):
         pytest.skip(f"guest has {doc['online_cpus']} online vCPU(s): no N in (1, vCPUs]")
-    assert claims.parallel_vs_serial(doc) == []
-
-
-def test_harness_overhead_below_two_percent(compile_sweep: SweepOutcome) -> None:
-    """The measuring loop's own busy time: under 2% of each batch (median over a point's
-    batches). Process creation (spawn+exec, `true`-step jobs) is reported, not asserted:
-    it is the workload's, paid by any job runner."""
-    for item in summary.overhead_fields(compile_sweep.doc):
-        assert item["harness"] is not None
-        assert item["harness"] < OVERHEAD_LIMIT, item
+    assert claims.parallel_speedup(doc) == []
 
 
 def test_kernel_quiet_during_sweep(compile_sweep: SweepOutcome) -> None:

@@ -1,9 +1,11 @@
 """The claims the timing vmtests make about one sweep's result document, as pure functions.
 
 Each returns the list of its violations (empty: the claim holds), so vmtests assert ``== []``
-and tests/ check the logic on synthetic documents. A claim fails only when one side is
-slower beyond the samples' own noise (kheaders-compare's rule, compare.judge): rounds
-interleave the strategies, so a busy host slows both sides alike and widens their samples.
+and tests/ check the logic on recorded and synthetic documents. Rounds interleave the Ns and
+the strategies, so a busy host slows both sides of a comparison alike. Extract-once against
+per-invocation fails only beyond the samples' own noise (kheaders-compare's rule,
+compare.judge); parallelism is a fixed bound on medians, far from both the measured ratio
+and a serialized guest's.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from kheaders_suite.timing.stats import summarize
 
 # extract-once at N does one extraction where per-invocation does N: a wide margin of work.
 PER_INVOCATION_MARGIN = 1.05
-# With no more jobs than online vCPUs, parallel compiles may cost a little more in total than
-# the same compiles one after the other (shared caches, a busy host), never this much more.
-# With more jobs than vCPUs they can be slower than serial under TCG (every context switch
-# flushes the soft TLB: measured 14 s of CPU per compile at N=4 on 1 vCPU against 8.5 s at
-# N=1), so that comparison is reported, not claimed.
-SERIAL_MARGIN = 1.25
+# N jobs on N online vCPUs must overlap: the N-job batch's median under this share of N
+# serial compiles (N x the N=1 median). Recorded sweeps (tests/data/timing/, TCG, 2 vCPUs,
+# no other guest): N=2 medians 1.01 x N=1 (x86_64: 3.49 s vs 3.45 s) and 1.18 x (arm64:
+# 4.76 s vs 4.05 s), single samples up to 1.27 x; a guest that runs the batch serially takes
+# 2.0 x. The bound, 1.5 x at N=2, leaves the host's noise room and fails a serialized guest.
+# With more jobs than vCPUs nothing is claimed: under TCG they can be slower than serial
+# (every context switch flushes the soft TLB: measured 14 s of CPU per compile at N=4 on
+# 1 vCPU against 8.5 s at N=1), so that comparison is reported only.
+PARALLEL_SHARE = 0.75
 
 
 def gcc_samples(doc: dict[str, Any], strategy: str) -> dict[int, list[float]]:
@@ -59,7 +64,7 @@ def extract_once_vs_per_invocation(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-def serial_ns(doc: dict[str, Any]) -> list[int]:
+def parallel_ns(doc: dict[str, Any]) -> list[int]:
     """N in (1, online vCPUs] where extract-once was measured (and N=1 too)."""
     once = gcc_samples(doc, "extract-once")
     if 1 not in once:
@@ -67,16 +72,19 @@ def serial_ns(doc: dict[str, Any]) -> list[int]:
     return sorted(n for n in once if 1 < n <= int(doc["online_cpus"]))
 
 
-def parallel_vs_serial(doc: dict[str, Any]) -> list[str]:
-    """Extraction + N parallel compiles is not clearly slower than the extraction + the same
-    N compiles one after the other, for N in (1, online vCPUs]."""
+def parallel_speedup(doc: dict[str, Any]) -> list[str]:
+    """For N in (1, online vCPUs]: the median N-job extract-once batch is under
+    PARALLEL_SHARE x N x the median single compile, i.e. the N compiles ran in parallel.
+
+    Medians, not kheaders-compare's every-sample rule: a serialized run with one fast
+    outlier must still fail, and one slow round must not."""
     once = gcc_samples(doc, "extract-once")
-    extraction = extraction_median(doc)
     problems = []
-    for n in serial_ns(doc):
-        serial = [SERIAL_MARGIN * (extraction + n * s) for s in once[1]]
-        parallel = [extraction + s for s in once[n]]
-        if clearly_slower(parallel, serial):
-            problems.append(f"N={n}: {extraction:.2f}s + {once[n]} parallel vs serial "
-                            f"{[round(s, 3) for s in serial]}")
+    for n in parallel_ns(doc):
+        single, batch = summarize(once[1]).median, summarize(once[n]).median
+        bound = PARALLEL_SHARE * n * single
+        if batch >= bound:
+            problems.append(f"N={n}: median {batch:.2f}s ({batch / single:.2f} x N=1) >= "
+                            f"{PARALLEL_SHARE} x {n} x {single:.2f}s = {bound:.2f}s: "
+                            f"N={n} {once[n]}, N=1 {once[1]}")
     return problems
