@@ -369,12 +369,12 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def expected_steps(cache_dir: Path, arch: Arch) -> int | None:
-    """kbuild steps of this arch's last cold build here, else None."""
+def expected_steps(cache_dir: Path, arch: Arch) -> int:
+    """kbuild steps of this arch's last cold build here, else the arch's recorded count."""
     try:
         return int(json.loads((cache_dir / STEPS_FILE).read_text())[arch.name])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
+        return arch.cold_build_steps
 
 
 def remember_steps(cache_dir: Path, arch: Arch, steps: int) -> None:

@@ -35,6 +35,9 @@ class Arch:
     fragment: str
     # Multiplies every guest timeout under TCG: emulating another ISA costs more.
     tcg_timeout_factor: float
+    # kbuild steps of a cold build of the suite's config (linux-source-6.12, counted): the
+    # progress estimate until this machine has counted one of its own (build.expected_steps).
+    cold_build_steps: int
 
     @property
     def is_native(self) -> bool:

@@ -27,4 +27,5 @@ ARCH = Arch(
     fragment="arch-arm64.config",
     # Foreign-ISA emulation: roughly twice the x86_64-on-x86_64 TCG cost.
     tcg_timeout_factor=2.5,
+    cold_build_steps=1547,
 )

@@ -15,4 +15,5 @@ ARCH = Arch(
     debian_arch="amd64",
     fragment="arch-x86_64.config",
     tcg_timeout_factor=1.0,
+    cold_build_steps=1897,
 )
