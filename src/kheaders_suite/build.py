@@ -232,7 +232,9 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     progress(f"{label}: building {source.origin} (key {key}), log {log}")
     obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
     cold = not (obj / "vmlinux").exists()
+    waited = time.monotonic()
     with _cold_build_slot(opts, cold, label, progress):
+        waited = time.monotonic() - waited
         runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"),
                    expected=expected_steps(opts.cache_dir, arch) if cold else None)
     if cold:
@@ -240,9 +242,11 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
-    progress(f"{label}: built in {time.monotonic() - start:.0f}s")
-    return _collect(source, arch, variant, key, obj, out, modroot, archive, log,
-                    time.monotonic() - start)
+    # The build's own seconds: time spent waiting for another arch's cold build is not it.
+    seconds = time.monotonic() - start - waited
+    progress(f"{label}: built in {seconds:.0f}s"
+             + (f" (after {waited:.0f}s waiting for another cold build)" if waited > 1 else ""))
+    return _collect(source, arch, variant, key, obj, out, modroot, archive, log, seconds)
 
 
 @contextlib.contextmanager

@@ -44,9 +44,10 @@ def batch_share(point: dict[str, Any], key: str) -> float | None:
 
 def overhead_fields(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per gcc point, as shares of the samples: "harness", the measuring loop's own busy time
-    after wait4() returns (reported, not asserted: it is not where the noise is); "spawn", time in posix_spawn (process creation and exec, which any job
-    runner pays); "empty", the same jobs with `true` steps against the real median (the
-    process-creation floor of the workload). The last two are reported only."""
+    after wait4() returns (reported, not asserted: it is not where the noise is); "spawn",
+    time in posix_spawn (process creation and exec, which any job runner pays); "empty", the
+    same jobs with `true` steps against the real median (the process-creation floor of the
+    workload). The last two are reported only."""
     empty = {(o["strategy"], o["n"]): summarize(o["samples"]).median for o in doc["overhead"]}
     out = []
     for p in doc["points"]:
