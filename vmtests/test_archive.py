@@ -16,6 +16,8 @@ from kheaders_suite.plugin import run_step
 from kheaders_suite.variants import GuestStep, Variant
 
 NOBODY = "65534"
+READ_ALL = ("import hashlib, sys; data = open(sys.argv[1], 'rb').read(); "
+            "print(len(data), hashlib.sha256(data).hexdigest())")
 DEBUGFS_MOUNTED = GuestStep(("mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"),
                             unless=("mountpoint", "-q", "/sys/kernel/debug"))
 
@@ -34,10 +36,19 @@ def test_mode_0444_root_owned(guest: Guest, kheaders: str) -> None:
     assert " ".join(stat[3:]) == "regular file"
 
 
+def read_all(guest: Guest, path: str, user: str | None = None) -> tuple[int, str]:
+    """Bytes and sha256 of what read() returns until EOF (not wc -c: GNU wc takes a regular
+    file's size from fstat and never reads it)."""
+    out = guest.run(("python3", "-c", READ_ALL, path), user=user, check=True).stdout.split()
+    return int(out[0]), out[1]
+
+
 def test_unprivileged_user_reads_it_all(guest: Guest, kheaders: str) -> None:
     size = int(guest.run(("stat", "-L", "-c", "%s", kheaders), check=True).stdout)
-    read = guest.run(("wc", "-c", kheaders), user=NOBODY, check=True).stdout.split()[0]
-    assert int(read) == size
+    as_root = read_all(guest, kheaders)
+    as_nobody = read_all(guest, kheaders, user=NOBODY)
+    assert as_nobody == as_root, f"nobody read {as_nobody}, root read {as_root}"
+    assert as_root[0] == size, f"read {as_root[0]} bytes, st_size {size}"
 
 
 def test_size_equals_bytes_read_every_way(guest: Guest, kheaders: str) -> None:
