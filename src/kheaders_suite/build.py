@@ -157,16 +157,6 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     return build
 
 
-def build_uncached(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
-                   progress: Progress, out: Path) -> KernelBuild:
-    """Build in the shared workspace into ``out``, bypassing the cache (for experiments that
-    need a known sequence of incremental builds)."""
-    key = build_key(key_inputs(source, arch, variant, opts))
-    ws = workspace(opts, source, arch)
-    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
-        return _build(source, arch, variant, opts, key, ws, out, progress)
-
-
 @dataclass(frozen=True)
 class ArchiveBuild:
     """What ``build_archive_only`` leaves: the archive gen_kheaders.sh made, and the config."""
@@ -232,9 +222,7 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     progress(f"{label}: building {source.origin} (key {key}), log {log}")
     obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
     cold = not (obj / "vmlinux").exists()
-    waited = time.monotonic()
-    with _cold_build_slot(opts, cold, label, progress):
-        waited = time.monotonic() - waited
+    with _cold_build_slot(opts, cold, label, progress) as waited:
         runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"),
                    expected=expected_steps(opts.cache_dir, arch) if cold else None)
     if cold:
@@ -251,19 +239,21 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
 
 @contextlib.contextmanager
 def _cold_build_slot(opts: BuildOptions, cold: bool, label: str,
-                     progress: Progress) -> Iterator[None]:
+                     progress: Progress) -> Iterator[float]:
     """One cold (whole-tree) build at a time on this host, each with every core.
 
     Measured on 2 cores: x86_64 alone 8m16s; x86_64 and arm64 at once 21m29s and 21m51s,
     so one after the other is the shorter schedule, and the first arch's tests run while
-    the second builds. Incremental builds (a variant's relink) do not wait."""
+    the second builds. Incremental builds (a variant's relink) do not wait. Yields the
+    seconds spent waiting."""
     if not cold:
-        yield
+        yield 0.0
         return
     path = opts.cache_dir / COLD_BUILD_LOCK
+    start = time.monotonic()
     with file_lock(path, opts.timeout,
                    lambda: progress(f"{label}: waiting for another cold build ({path})")):
-        yield
+        yield time.monotonic() - start
 
 
 def _configure(runner: _Runner, src: Path, obj: Path, arch: Arch, frags: list[Path]) -> None:
