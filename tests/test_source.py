@@ -7,11 +7,13 @@ from kheaders_suite import source
 from kheaders_suite.errors import UserError
 
 
-def fake_kernel(root: Path) -> Path:
+def fake_kernel(root: Path, version: str = "6.1.192") -> Path:
+    major, minor, sub = version.split(".")
     for rel in ("Kconfig", "kernel/gen_kheaders.sh", "scripts/kconfig/merge_config.sh"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("")
-    (root / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\n")
+    (root / "Makefile").write_text(
+        f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {sub}\nEXTRAVERSION =\n")
     return root
 
 
@@ -49,6 +51,26 @@ def test_identity_changes_on_edit_but_ignores_git(tmp_path: Path) -> None:
     assert source.user_source(tree).identity != first
 
 
-def test_embedded_source_requires_the_package() -> None:
-    with pytest.raises(UserError, match=r"linux-source-0\.0 is not installed; run ci/setup"):
-        source.embedded_source(Path(os.devnull), "linux-source-0.0")
+def test_package_name_must_be_a_kernel_source_package() -> None:
+    with pytest.raises(UserError, match=r"^--kernel-package 'linux-headers-6\.1': not a Debian "
+                                        r"kernel source package; pass linux-source-X\.Y"):
+        source.embedded_source(Path(os.devnull), "linux-headers-6.1")
+
+
+@pytest.mark.parametrize("version", ["5.15.170", "8.0.1", "4.19.0"])
+def test_tree_outside_the_supported_range_is_one_line_naming_it(
+        tmp_path: Path, version: str) -> None:
+    with pytest.raises(UserError) as err:
+        source.user_source(fake_kernel(tmp_path, version))
+    assert f"kernel {version} is outside the supported range 6.1 to 7.x" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("version", ["6.1.0", "6.12.117", "7.3.4", "7.99.0"])
+def test_supported_range_bounds(tmp_path: Path, version: str) -> None:
+    assert str(source.user_source(fake_kernel(tmp_path, version)).version) == version
+
+
+def test_a_path_with_spaces_and_quotes_is_a_tree_like_any_other(tmp_path: Path) -> None:
+    tree = fake_kernel(tmp_path / "my \"kernels\" dir" / "linux 7.3")
+    assert source.user_source(tree).path == tree.resolve()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kheaders_suite import debsrc
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.locks import file_lock
 
@@ -35,6 +37,19 @@ class KernelVersion:
         if len(parts) < 2:
             raise ValueError(f"not a kernel version: {text!r}")
         return cls(*parts)
+
+
+# The kernels the suite's fragments, patches and verifier rules are made for: 6.1 LTS (the
+# oldest Debian ships) to mainline 7.x. Outside it a build would fail somewhere obscure.
+SUPPORTED_MIN = KernelVersion(6, 1)
+SUPPORTED_BELOW = KernelVersion(8, 0)
+SUPPORTED = f"{SUPPORTED_MIN.major}.{SUPPORTED_MIN.minor} to {SUPPORTED_BELOW.major - 1}.x"
+
+
+def check_supported(version: KernelVersion, what: str) -> None:
+    if not SUPPORTED_MIN <= version < SUPPORTED_BELOW:
+        raise UserError(f"{what}: kernel {version} is outside the supported range "
+                        f"{SUPPORTED}; pass a {SUPPORTED} tree")
 
 
 @dataclass(frozen=True)
@@ -72,9 +87,11 @@ def check_kernel_tree(tree: Path) -> KernelVersion:
             "run 'make mrproper' there (or pass a clean tree)"
         )
     try:
-        return read_version(tree)
+        version = read_version(tree)
     except ValueError as exc:
         raise UserError(f"--kernel-src {tree}: {exc}; pass the top of a kernel tree") from None
+    check_supported(version, f"--kernel-src {tree}")
+    return version
 
 
 def tree_identity(tree: Path) -> str:
@@ -99,33 +116,51 @@ def user_source(tree: Path) -> KernelSource:
     return KernelSource(tree, version, tree_identity(tree), str(tree))
 
 
-def debian_package_version(package: str) -> str:
+def installed_version(package: str) -> str | None:
+    """The host's installed version of ``package`` with its tarball present, or None."""
     try:
         out = subprocess.run(
-            ("dpkg-query", "-W", "-f=${Version}", package),
+            ("dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", package),
             capture_output=True, text=True, check=False, timeout=30,
         )
     except FileNotFoundError:
-        raise UserError(
-            f"{package}: dpkg-query not found; use --kernel-src on non-Debian hosts") from None
-    if out.returncode != 0 or not out.stdout:
-        raise UserError(f"{package} is not installed; run ci/setup (apt-get install {package})")
-    return out.stdout.strip()
+        return None
+    installed = out.returncode == 0 and out.stdout.startswith("ii ")
+    if not installed or not (Path("/usr/src") / f"{package}.tar.xz").is_file():
+        return None
+    return out.stdout[3:].strip()
 
 
 def embedded_source(cache: Path, package: str = DEFAULT_PACKAGE) -> KernelSource:
-    """Debian's /usr/src/<package>.tar.xz, extracted once into the cache."""
-    version = debian_package_version(package)
-    tarball = Path("/usr/src") / f"{package}.tar.xz"
-    if not tarball.is_file():
-        raise UserError(f"{tarball} missing; reinstall it: apt-get install --reinstall {package}")
+    """Debian's linux-source-X.Y, extracted once into the cache: the host's own
+    /usr/src/<package>.tar.xz when installed, else the newest .deb in Debian's suites,
+    fetched with a private apt configuration (debsrc)."""
+    debsrc.check_package_name(package)
+    version = installed_version(package)
+    cand = None
+    if version is None:
+        cand = debsrc.candidate(cache, package)
+        version = cand.version
     dest = cache / "sources" / f"{package}_{version}"
     tree = dest / package
     with file_lock(cache / "sources" / f"{package}.lock", timeout=900):
         if not (dest / ".extracted").exists():
-            _extract(tarball, dest)
-    return KernelSource(tree, read_version(tree), f"debian:{package}={version}",
-                        f"debian {package} {version}")
+            _extract(_tarball(cache, package, cand), dest)
+            if cand is not None:  # the tree is what is kept; the 160 MB .deb and tarball go
+                debsrc.deb_path(cache, cand).unlink(missing_ok=True)
+                shutil.rmtree(cache / "sources" / ".debs", ignore_errors=True)
+    origin = f"debian {package} {version}" + (
+        " (installed)" if cand is None else f" (fetched, sha256 {cand.sha256[:12]})")
+    kernel = read_version(tree)
+    check_supported(kernel, f"--kernel-package {package}")
+    return KernelSource(tree, kernel, f"debian:{package}={version}", origin)
+
+
+def _tarball(cache: Path, package: str, cand: debsrc.Candidate | None) -> Path:
+    if cand is None:
+        return Path("/usr/src") / f"{package}.tar.xz"
+    deb = debsrc.download(cache, cand)
+    return debsrc.unpack_tarball(deb, package, cache / "sources" / ".debs")
 
 
 def _extract(tarball: Path, dest: Path) -> None:
