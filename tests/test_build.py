@@ -4,6 +4,7 @@ import pytest
 
 from kheaders_suite import arches, build, variants
 from kheaders_suite.paths import CONFIGS_DIR
+from kheaders_suite.source import KernelSource, KernelVersion
 
 from .test_vm import fake_build
 
@@ -93,3 +94,23 @@ def test_cold_builds_take_turns_and_incremental_ones_do_not_wait(tmp_path: Path)
             pass
     assert said == [f"arm64-sysfs: waiting for another cold build "
                     f"({tmp_path / build.COLD_BUILD_LOCK})"]
+
+
+def _key(tmp_path: Path, fragment_text: str, version: KernelVersion) -> str:
+    frag = tmp_path / "extra.config"
+    frag.write_text(fragment_text)
+    src = KernelSource(tmp_path, version, "fake", "fake")
+    opts = build.BuildOptions(cache_dir=tmp_path, extra_fragments=(frag,))
+    return build.build_key(build.key_inputs(src, arches.get("x86_64"), variants.get("sysfs"),
+                                            opts))
+
+
+def test_key_follows_what_a_fragment_asks_of_this_version_not_its_text(tmp_path: Path) -> None:
+    old, new = KernelVersion(6, 12, 117), KernelVersion(7, 3, 4)
+    base = "CONFIG_A=y\n"
+    commented = "# why A\nCONFIG_A=y\n"
+    only_new = base + "# when >=7.3\nCONFIG_B=y\n"
+    assert _key(tmp_path, commented, old) == _key(tmp_path, base, old)
+    assert _key(tmp_path, only_new, old) == _key(tmp_path, base, old)
+    assert _key(tmp_path, only_new, new) != _key(tmp_path, base, new)
+    assert _key(tmp_path, "CONFIG_A=m\n", old) != _key(tmp_path, base, old)

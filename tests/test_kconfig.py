@@ -1,7 +1,10 @@
 from pathlib import Path
 
+import pytest
+
 from kheaders_suite import kconfig
 from kheaders_suite.paths import CONFIGS_DIR
+from kheaders_suite.source import KernelVersion
 
 RESOLVED = """\
 CONFIG_IKHEADERS=m
@@ -61,3 +64,43 @@ def test_shipped_fragments_parse_and_request_ikheaders() -> None:
     base = kconfig.parse_config((CONFIGS_DIR / "base.config").read_text())
     assert base["CONFIG_DEBUG_INFO_BTF"] == "y"
     assert base["CONFIG_MODULES"] == "y"
+
+
+FRAGMENT = """# 7.3 folded PROC_SYSCTL into SYSCTL.
+CONFIG_PROC_FS=y
+# when <7.3
+CONFIG_PROC_SYSCTL=y
+# when >=7.3
+CONFIG_SYSCTL=y
+# when ==6.1
+# CONFIG_FOO is not set
+"""
+
+
+@pytest.mark.parametrize(("version", "want"), [
+    (KernelVersion(6, 1, 192), {"CONFIG_PROC_FS": "y", "CONFIG_PROC_SYSCTL": "y",
+                                "CONFIG_FOO": "n"}),
+    (KernelVersion(7, 2, 13), {"CONFIG_PROC_FS": "y", "CONFIG_PROC_SYSCTL": "y"}),
+    (KernelVersion(7, 3, 4), {"CONFIG_PROC_FS": "y", "CONFIG_SYSCTL": "y"}),
+])
+def test_fragment_lines_follow_the_kernel_version(version: KernelVersion,
+                                                  want: dict[str, str]) -> None:
+    assert kconfig.parse_config(kconfig.for_version(FRAGMENT, version)) == want
+
+
+def test_the_base_fragment_asks_7_3_for_sysctl_by_its_new_name() -> None:
+    text = (CONFIGS_DIR / "base.config").read_text()
+    new = kconfig.parse_config(kconfig.for_version(text, KernelVersion(7, 3)))
+    old = kconfig.parse_config(kconfig.for_version(text, KernelVersion(6, 12)))
+    assert "CONFIG_PROC_SYSCTL" not in new
+    assert new["CONFIG_SYSCTL"] == "y"
+    assert old["CONFIG_PROC_SYSCTL"] == "y"
+
+
+def test_filtered_copies_keep_the_merge_order(tmp_path: Path) -> None:
+    frags = []
+    for name in ("base.config", "arch.config", "variant.config"):
+        (tmp_path / name).write_text(FRAGMENT)
+        frags.append(tmp_path / name)
+    out = kconfig.write_for_version(frags, KernelVersion(7, 3), tmp_path / "out")
+    assert [p.name for p in out] == ["00-base.config", "01-arch.config", "02-variant.config"]

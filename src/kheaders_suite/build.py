@@ -97,6 +97,9 @@ class BuildOptions:
     # True: delete kernel/kheaders.md5 before make, so every build packs its own config.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
+    # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
+    # gen_kheaders.sh's command line, so changing it alone regenerates the archive.
+    timestamp: str = BUILD_TIMESTAMP
 
 
 def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = ()) -> list[Path]:
@@ -124,10 +127,13 @@ def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
                opts: BuildOptions) -> dict[str, str]:
     parts = {"harness": HARNESS_VERSION, "source": source.identity, "arch": arch.name,
              "variant": variant.name, "compiler": compiler_version(arch),
-             "timestamp": BUILD_TIMESTAMP,
+             "timestamp": opts.timestamp,
              "force_kheaders_regen": str(opts.force_kheaders_regen)}
     for frag in fragments_for(arch, variant, opts.extra_fragments):
-        parts[f"fragment:{frag.name}"] = frag.read_text()
+        # What the fragment asks of this kernel version, not its text: a comment or a line
+        # for another version changes no build.
+        wanted = kconfig.parse_config(kconfig.for_version(frag.read_text(), source.version))
+        parts[f"fragment:{frag.name}"] = json.dumps(wanted, sort_keys=True)
     if variant.patch_series:
         series = worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
         for patch in series.patches:
@@ -167,13 +173,16 @@ class ArchiveBuild:
 
 
 def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
-                       progress: Progress, out: Path) -> ArchiveBuild:
+                       progress: Progress, out: Path,
+                       edit: Callable[[Path], None] | None = None) -> ArchiveBuild:
     """Configure the shared workspace and make kernel/kheaders.o alone: make's prepare step
     (the new autoconf.h) and gen_kheaders.sh's decision, without vmlinux, BTF or modules.
 
     The incremental experiments need only what the archive holds after a change, and this
     gives it in seconds instead of a relink. Uncached; the workspace's next full build
-    reconfigures and relinks as usual."""
+    reconfigures and relinks as usual. ``edit`` gets the work copy of the source after the
+    sync, to change a file the way a developer would (worktree.edit_file, which the next sync
+    undoes)."""
     key = build_key(key_inputs(source, arch, variant, opts))
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
@@ -182,6 +191,8 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
         runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout)
         progress(f"{label}: archive only, {source.origin} (key {key}), log {runner.log}")
         obj, make = _prepare(runner, source, arch, variant, opts, ws, "make kernel/kheaders.o")
+        if edit is not None:
+            edit(ws / "src")
         runner.run((*make, f"-j{opts.jobs}", "kernel/kheaders.o"))
         archive = _copy_archive(obj, out)
         if archive is None:
@@ -201,7 +212,9 @@ def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant
     worktree.sync(source.path, ws / "src", source.version, series)
     obj = ws / "obj"
     obj.mkdir(parents=True, exist_ok=True)
-    _configure(runner, ws / "src", obj, arch, fragments_for(arch, variant, opts.extra_fragments))
+    frags = kconfig.write_for_version(fragments_for(arch, variant, opts.extra_fragments),
+                                      source.version, ws / "fragments")
+    _configure(runner, ws / "src", obj, arch, frags)
     make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
                              _cc(arch, opts))
     runner.stage(stage)
@@ -322,7 +335,7 @@ def _cc(arch: Arch, opts: BuildOptions) -> str:
 
 def _make_env(opts: BuildOptions) -> dict[str, str]:
     return {
-        "KBUILD_BUILD_TIMESTAMP": BUILD_TIMESTAMP,
+        "KBUILD_BUILD_TIMESTAMP": opts.timestamp,
         "KBUILD_BUILD_USER": "kheaders",
         "KBUILD_BUILD_HOST": "suite",
         # Before 6.14 (41e86fe7ebe9) the archive packs include/generated/utsversion.h, whose

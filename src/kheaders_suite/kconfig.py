@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kheaders_suite.source import KernelVersion
+
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
@@ -78,3 +80,45 @@ def tiny_fragments(src: Path, srcarch: str) -> list[Path]:
         src / "arch" / srcarch / "configs/tiny.config",
     ]
     return [c for c in candidates if c.exists()]
+
+
+# A fragment line "# when >=7.3" (or <, <=, >, ==; on major.minor) applies to the next symbol
+# line only: Kconfig symbols are renamed and removed between the kernels the suite builds, and
+# a fragment asks for each under the name its version knows. merge_config.sh reads the
+# filtered copy.
+_WHEN = re.compile(r"^#\s*when\s*(<=|>=|==|<|>)\s*(\d+\.\d+)\s*$")
+
+
+def _holds(op: str, version: KernelVersion, bound: KernelVersion) -> bool:
+    have, want = (version.major, version.minor), (bound.major, bound.minor)
+    return {"<": have < want, "<=": have <= want, ">": have > want,
+            ">=": have >= want, "==": have == want}[op]
+
+
+def for_version(text: str, version: KernelVersion) -> str:
+    """The fragment as ``version`` needs it: symbol lines whose "# when" fails dropped."""
+    out: list[str] = []
+    condition: tuple[str, KernelVersion] | None = None
+    for line in text.splitlines():
+        if m := _WHEN.match(line.strip()):
+            condition = (m.group(1), KernelVersion.parse(m.group(2)))
+            continue
+        is_symbol = bool(_SET.match(line.strip()) or _UNSET.match(line.strip()))
+        if is_symbol and condition is not None:
+            keep = _holds(condition[0], version, condition[1])
+            condition = None
+            if not keep:
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def write_for_version(fragments: Iterable[Path], version: KernelVersion, dest: Path) -> list[Path]:
+    """Filtered copies of ``fragments`` under ``dest`` (numbered: merge order is kept)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, frag in enumerate(fragments):
+        path = dest / f"{i:02d}-{frag.name}"
+        path.write_text(for_version(frag.read_text(), version))
+        written.append(path)
+    return written
