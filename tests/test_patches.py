@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite import worktree
-from kheaders_suite.errors import VariantUnavailable
+from kheaders_suite.errors import PatchFailed
 from kheaders_suite.paths import PATCHES_DIR
 from kheaders_suite.source import KernelVersion
 from kheaders_suite.variants import VARIANTS
@@ -183,7 +183,7 @@ def test_series_applies_and_moves_the_archive(
 ) -> None:
     tree = _fake_tree(tmp_path, version)
     series = worktree.pick_series(PATCHES_DIR, name, version)
-    assert series.patches, f"{name}/{series.min_version}: empty series dir"
+    assert series.patches, f"{name}/{series.range}: empty series dir"
     for patch in series.patches:
         _apply(tree, patch)
     source = (tree / "kernel/kheaders.c").read_text()
@@ -203,18 +203,21 @@ def test_series_applies_and_moves_the_archive(
     assert path in block, f"the IKHEADERS prompt should name {path}"
 
 
+@pytest.mark.parametrize("version", sorted(FIXTURES), ids=str)
 @pytest.mark.parametrize("name", SERIES)
-def test_drifted_tree_is_unavailable_and_names_the_file(tmp_path: Path, name: str) -> None:
-    """Failure injection: a kheaders.c the patch does not fit (here a const bin_attribute)."""
-    version = max(FIXTURES)
+def test_drifted_tree_is_an_error_naming_patch_version_and_file(
+        tmp_path: Path, name: str, version: KernelVersion) -> None:
+    """Failure injection: a kheaders.c the patch does not fit (its removal line changed)."""
     src = _fake_tree(tmp_path, version)
     c_file = src / "kernel/kheaders.c"
-    drifted = c_file.read_text().replace("struct bin_attribute *bin_attr",
-                                         "const struct bin_attribute *bin_attr")
+    drifted = c_file.read_text().replace("sysfs_remove_bin_file(kernel_kobj, &kheaders_attr);",
+                                         "sysfs_remove_bin_file(kernel_kobj, &kheaders_attr2);")
     assert drifted != c_file.read_text()
     c_file.write_text(drifted)
     series = worktree.pick_series(PATCHES_DIR, name, version)
-    with pytest.raises(VariantUnavailable, match=r"first failing file kernel/kheaders\.c"):
+    want = (rf"^carried patch {name}/{re.escape(series.range)}/0001-\S+\.patch does not apply "
+            rf"to {re.escape(str(version))}: first failing file kernel/kheaders\.c$")
+    with pytest.raises(PatchFailed, match=want):
         worktree.sync(src, tmp_path / "work", version, series)
     assert c_file.read_text() == drifted, "the source tree was written"
 

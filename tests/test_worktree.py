@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite import worktree
-from kheaders_suite.errors import VariantUnavailable
+from kheaders_suite.errors import PatchFailed
 from kheaders_suite.source import KernelVersion
 
 PATCH = """\
@@ -34,19 +34,33 @@ def series_dir(root: Path, versions: list[str]) -> Path:
     return root / "patches"
 
 
-def test_pick_series_highest_min_version_not_above(tmp_path: Path) -> None:
-    patches = series_dir(tmp_path, ["6.1", "6.12"])
-    older = worktree.pick_series(patches, "proc", KernelVersion(6, 11))
-    newer = worktree.pick_series(patches, "proc", KernelVersion(6, 12, 117))
-    assert older.min_version == KernelVersion(6, 1)
-    assert newer.min_version == KernelVersion(6, 12)
+@pytest.mark.parametrize(("version", "want"), [
+    (KernelVersion(6, 1), "6.1-6.11"), (KernelVersion(6, 11, 99), "6.1-6.11"),
+    (KernelVersion(6, 12), "6.12-7.x"), (KernelVersion(7, 99, 1), "6.12-7.x"),
+])
+def test_pick_series_by_range_with_both_bounds(
+        tmp_path: Path, version: KernelVersion, want: str) -> None:
+    patches = series_dir(tmp_path, ["6.1-6.11", "6.12-7.x"])
+    assert worktree.pick_series(patches, "proc", version).range == want
 
 
-def test_pick_series_too_old_is_unavailable(tmp_path: Path) -> None:
-    patches = series_dir(tmp_path, ["6.1"])
-    want = r"no proc patch for kernel 5\.15\.0 \(carried: >= 6\.1\.0\)"
-    with pytest.raises(VariantUnavailable, match=want):
-        worktree.pick_series(patches, "proc", KernelVersion(5, 15))
+@pytest.mark.parametrize("version", [KernelVersion(5, 15), KernelVersion(6, 14),
+                                     KernelVersion(8, 0)])
+def test_version_no_range_covers_is_an_error_naming_them(
+        tmp_path: Path, version: KernelVersion) -> None:
+    patches = series_dir(tmp_path, ["6.1-6.12", "6.17-7.x"])
+    want = (rf"no proc patch covers kernel {version} \(carried: 6\.1-6\.12, 6\.17-7\.x\); "
+            r"add kernels/patches/proc/<min>-<max>/")
+    with pytest.raises(PatchFailed, match=want):
+        worktree.pick_series(patches, "proc", version)
+
+
+def test_range_names_round_trip() -> None:
+    low, high = worktree.parse_range("6.17-7.x")
+    assert worktree.range_name(low, high) == "6.17-7.x"
+    assert high >= KernelVersion(7, 998, 5)
+    with pytest.raises(ValueError, match="not a version range"):
+        worktree.parse_range("6.1")
 
 
 def test_patched_files_from_diff() -> None:
@@ -61,7 +75,7 @@ def test_first_failing_file_from_patch_dry_run() -> None:
 def test_sync_patches_a_copy_never_the_original(tmp_path: Path) -> None:
     src = make_tree(tmp_path)
     work = tmp_path / "work"
-    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
     worktree.sync(src, work, KernelVersion(6, 12), series)
     assert (work / "kernel/kheaders.c").read_text() == "line one\nproc\nline three\n"
     assert (src / "kernel/kheaders.c").read_text() == "line one\nsysfs\nline three\n"
@@ -75,7 +89,7 @@ def test_switching_back_restores_and_makes_the_file_newer(tmp_path: Path) -> Non
     os.utime(old, (1_000_000, 1_000_000))
     before = old.stat().st_mtime
     work = tmp_path / "work"
-    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
     worktree.sync(src, work, KernelVersion(6, 12), series)
     worktree.sync(src, work, KernelVersion(6, 12), None)
     restored = work / "kernel/kheaders.c"
@@ -87,9 +101,25 @@ def test_switching_back_restores_and_makes_the_file_newer(tmp_path: Path) -> Non
 def test_patch_that_does_not_apply_names_patch_version_and_file(tmp_path: Path) -> None:
     src = make_tree(tmp_path)
     (src / "kernel/kheaders.c").write_text("something else entirely\n")
-    series = worktree.pick_series(series_dir(tmp_path, ["6.1"]), "proc", KernelVersion(6, 12))
-    with pytest.raises(VariantUnavailable) as err:
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
+    with pytest.raises(PatchFailed) as err:
         worktree.sync(src, tmp_path / "work", KernelVersion(6, 12), series)
-    assert str(err.value) == ("patch 0001-proc.patch does not apply to 6.12.0: "
+    assert str(err.value) == ("carried patch proc/6.1-6.12/0001-proc.patch does not apply to "
+                              "6.12.0: "
                               "first failing file kernel/kheaders.c")
     assert "\n" not in str(err.value)
+
+
+def test_edit_file_is_private_and_undone_by_the_next_sync(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    work = tmp_path / "work"
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    assert (work / "kernel/kheaders.c").stat().st_nlink == 2  # shared with the source
+    worktree.edit_file(work, "kernel/kheaders.c", "line one\nSYSFS\nline three\n",
+                       mtime_ns=2_000_000_000 * 10**9)
+    assert (src / "kernel/kheaders.c").read_text() == "line one\nsysfs\nline three\n"
+    assert (work / "kernel/kheaders.c").stat().st_mtime == 2_000_000_000
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    restored = work / "kernel/kheaders.c"
+    assert restored.read_text() == "line one\nsysfs\nline three\n"
+    assert restored.stat().st_mtime > (src / "kernel/kheaders.c").stat().st_mtime

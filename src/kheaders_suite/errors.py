@@ -3,8 +3,9 @@
 ``UserError``: the input is wrong (a bad option, a path that is not a kernel tree). The message
 is one line that names the fix. ``InfraError``: the machinery broke (build failed, QEMU missing,
 VM lost). In pytest it surfaces as an ERROR of the fixture, never as a test FAIL.
-``VariantUnavailable``: this variant cannot be built from this source (a carried patch does
-not apply); its tests are skipped with the reason.
+``PatchFailed``: a patch the suite carries does not fit a kernel inside the supported range:
+the suite's own fault (an ERROR naming the patch, the version and the first failing file),
+never a skip, so a run that asked for the variant cannot pass without it.
 """
 
 
@@ -16,16 +17,16 @@ class UserError(SuiteError):
     """Bad input: a one-line message that says what to change."""
 
 
-class VariantUnavailable(SuiteError):
-    """This variant cannot be built from this kernel source."""
-
-
 class InfraError(SuiteError):
     """The harness or the machine failed: not a verdict on the kernel under test."""
 
 
 class BuildFailed(InfraError):
     """make (or config merging) failed; the message carries the log path and tail."""
+
+
+class PatchFailed(InfraError):
+    """A carried variant patch does not apply to (or does not cover) this kernel version."""
 
 
 class ConfigMismatch(InfraError):

@@ -22,7 +22,7 @@ import pytest
 
 from kheaders_suite import accel, arches, console, settings, variants
 from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
-from kheaders_suite.errors import UserError, VariantUnavailable
+from kheaders_suite.errors import UserError
 from kheaders_suite.guest import Guest
 from kheaders_suite.report import WORKER_KEY, Recorder
 from kheaders_suite.source import KernelSource, embedded_source, user_source
@@ -30,6 +30,7 @@ from kheaders_suite.variants import GuestStep, Variant
 
 SETTINGS = pytest.StashKey[settings.Settings]()
 RECORDER = pytest.StashKey[Recorder]()
+OUTCOMES = pytest.StashKey["OutcomeCounter"]()
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RECORDER] = Recorder()
+    config.stash[OUTCOMES] = OutcomeCounter()
+    config.pluginmanager.register(config.stash[OUTCOMES], "kheaders-outcomes")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -145,10 +148,7 @@ def kernel_build(target: Target, kernel_source: KernelSource,
     say = lambda m: progress(pytestconfig, m)  # noqa: E731
     if not arch.is_native:
         prefetch_rootfs(suite_settings.cache_dir, arch, say)
-    try:
-        return ensure_build(kernel_source, arch, variants.get(target.variant), opts, say)
-    except VariantUnavailable as exc:
-        pytest.skip(f"{target.id}: {exc}")
+    return ensure_build(kernel_source, arch, variants.get(target.variant), opts, say)
 
 
 _PREFETCHED: set[str] = set()
@@ -277,8 +277,35 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         terminalreporter.write_line(f"kheaders: tamper catalogue caught {r['caught']}/{r['total']}")
 
 
+class OutcomeCounter:
+    """Counts what ran, on the controller too (xdist replays every worker's reports there)."""
+
+    def __init__(self) -> None:
+        self.run = 0
+        self.skipped = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        xfail = hasattr(report, "wasxfail")
+        if report.when == "call" and (report.passed or report.failed or xfail):
+            self.run += 1
+        elif report.skipped and not xfail:
+            self.skipped += 1
+
+    def nothing_ran(self, exitstatus: int) -> bool:
+        """A green exit where every selected test was skipped: nothing was checked, and a
+        run that asked for a kernel and a variant must not pass without them."""
+        return exitstatus == 0 and self.run == 0 and self.skipped > 0
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    counter = config.stash[OUTCOMES]
+    if getattr(config, "workerinput", None) is None and counter.nothing_ran(
+            int(session.exitstatus)):
+        progress(config, f"every selected test ({counter.skipped}) was skipped: "
+                         "nothing was checked, exit status 1 (see the skip reasons: -rs)")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     rec = config.stash[RECORDER]
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite.errors import InfraError, VariantUnavailable
+from kheaders_suite.errors import InfraError, PatchFailed
 from kheaders_suite.source import KernelVersion
 
 _STATE = ".kheaders-suite-patched.json"
@@ -30,26 +30,50 @@ _CHECKING = re.compile(r"^checking file (\S+)", re.M)
 class PatchSeries:
     name: str
     min_version: KernelVersion
+    max_version: KernelVersion  # inclusive, on major.minor; minor 999 stands for "X.x"
     patches: tuple[Path, ...]
+
+    @property
+    def range(self) -> str:
+        return range_name(self.min_version, self.max_version)
+
+
+ANY_MINOR = 999
+
+
+def parse_range(name: str) -> tuple[KernelVersion, KernelVersion]:
+    """"6.1-6.16" or "6.17-7.x": inclusive bounds on major.minor."""
+    low, sep, high = name.partition("-")
+    if not sep:
+        raise ValueError(f"not a version range: {name!r}")
+    upper = (KernelVersion(int(high[:-2]), ANY_MINOR) if high.endswith(".x")
+             else KernelVersion.parse(high))
+    return KernelVersion.parse(low), KernelVersion(upper.major, upper.minor, 10**6)
+
+
+def range_name(low: KernelVersion, high: KernelVersion) -> str:
+    top = f"{high.major}.x" if high.minor == ANY_MINOR else f"{high.major}.{high.minor}"
+    return f"{low.major}.{low.minor}-{top}"
 
 
 def pick_series(root: Path, name: str, version: KernelVersion) -> PatchSeries:
-    """The series dir with the highest minimum version not above ``version``.
+    """The series whose version range holds ``version``.
 
-    kernels/patches/<name>/<min-version>/*.patch: one dir per version range.
-    """
+    kernels/patches/<name>/<min>-<max>/*.patch, e.g. proc/6.1-6.16: one dir per range of
+    kernels whose kernel/kheaders.c and init/Kconfig the patch was made for. A version in
+    the supported range that no dir covers is an error naming what is carried."""
     ranges = []
     for sub in sorted((root / name).iterdir()) if (root / name).is_dir() else []:
         try:
-            ranges.append((KernelVersion.parse(sub.name), sub))
+            ranges.append((*parse_range(sub.name), sub))
         except ValueError:
             continue
-    usable = [(v, d) for v, d in ranges if v <= version]
-    if not usable:
-        have = ", ".join(f">= {v}" for v, _ in sorted(ranges)) or "none"
-        raise VariantUnavailable(f"no {name} patch for kernel {version} (carried: {have})")
-    min_version, folder = max(usable)
-    return PatchSeries(name, min_version, tuple(sorted(folder.glob("*.patch"))))
+    for low, high, folder in sorted(ranges):
+        if low <= version <= high:
+            return PatchSeries(name, low, high, tuple(sorted(folder.glob("*.patch"))))
+    have = ", ".join(range_name(lo, hi) for lo, hi, _ in sorted(ranges)) or "none"
+    raise PatchFailed(f"no {name} patch covers kernel {version} (carried: {have}); "
+                      f"add kernels/patches/{name}/<min>-<max>/ for it")
 
 
 def patched_files(patch_text: str) -> list[str]:
@@ -98,14 +122,29 @@ def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
     files = patched_files(patch.read_text(errors="replace"))
     dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True)
     if dry.returncode != 0:
-        raise VariantUnavailable(
-            f"patch {patch.name} does not apply to {version}: "
+        raise PatchFailed(
+            f"carried patch {patch.parent.parent.name}/{patch.parent.name}/{patch.name} "
+            f"does not apply to {version}: "
             f"first failing file {first_failing_file(dry.stdout + dry.stderr)}"
         )
     for rel in files:
         _unshare(work / rel)
     _run(patch_cmd(work, patch, False), f"applying {patch.name}")
     return files
+
+
+def edit_file(work: Path, rel: str, text: str, mtime_ns: int | None = None) -> None:
+    """Change one file of the work copy, as a developer's edit would: on a private copy (never
+    the shared inode), with ``mtime_ns`` when given, and recorded so the next sync restores
+    the original and touches it (make must see the restored file as newer)."""
+    path = work / rel
+    _unshare(path)
+    path.write_text(text)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    touched = _read_state(work)
+    if rel not in touched:
+        _write_state(work, [*touched, rel])
 
 
 def _unshare(path: Path) -> None:
