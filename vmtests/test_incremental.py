@@ -1,4 +1,13 @@
-"""Real-kernel case: flip one config option, rebuild incrementally, does the archive follow?
+"""Real-kernel cases: change one thing, rebuild incrementally, does the archive follow?
+
+Three changes, each with what the kernel's version must do:
+
+- a config-only change (below); stale before 6.17, must follow from 6.17;
+- a same-size header edit within the minute of the header's previous mtime: before 6.17 the
+  md5 of `ls -l` (minute granularity) misses it; since 626c54af3576 (6.17) make's own
+  dependencies (the header newer than the archive) regenerate it;
+- KBUILD_BUILD_TIMESTAMP alone: before 6.17 nothing in the md5 sees it (the members keep the
+  old mtime); since 6.17 it is on gen_kheaders.sh's command line, so if_changed regenerates.
 
 Until 6.17 (626c54af3576) gen_kheaders.sh regenerates the archive only when an md5 of
 `ls -l` over the headers changes, and leaves include/generated/autoconf.h out of it, trusting
@@ -19,12 +28,15 @@ without relinking vmlinux, BTF and modules (~25 s a step instead of ~90 s under 
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, variants
-from kheaders_suite.build import BuildOptions, KernelBuild, build_archive_only
+from kheaders_suite import arches, variants, worktree
+from kheaders_suite.build import BUILD_TIMESTAMP, BuildOptions, KernelBuild, build_archive_only
 from kheaders_suite.plugin import Target, progress
 from kheaders_suite.settings import Settings
 from kheaders_suite.source import KernelSource, KernelVersion
@@ -33,6 +45,13 @@ from kheaders_suite.verify import config, read_archive
 # Build logic, not arch logic: one variant, and only where it builds natively (no cross cost).
 pytestmark = pytest.mark.variants("sysfs")
 AFFECTED = (KernelVersion(5, 13, 0), KernelVersion(6, 17, 0))
+REWRITE = KernelVersion(6, 17, 0)  # 626c54af3576: make dependencies instead of an ls -l md5
+# A header nothing in make's prepare stage includes (sound, not in the suite's config): an
+# edit of it changes the archive and nothing else, so only gen_kheaders.sh's own decision
+# can regenerate the archive.
+HEADER = "include/sound/ac97_codec.h"
+EDIT = ("#define\tAC97_BUS_MAX_DEVICES\t4", "#define\tAC97_BUS_MAX_DEVICES\t5")
+NEW_TIMESTAMP = "2020-02-02 00:00:00 UTC"
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +61,8 @@ def _native_only(target: Target) -> None:
                     "checked on the host's arch")
 
 
-def options(tmp: Path, s: Settings, flip: bool, force_regen: bool) -> BuildOptions:
+def options(tmp: Path, s: Settings, flip: bool, force_regen: bool,
+            timestamp: str = BUILD_TIMESTAMP) -> BuildOptions:
     """The suite's options, plus LOG_BUF_SHIFT 17 -> 16 (a config change, no header edited)."""
     extra = s.extra_fragments
     if flip:
@@ -50,7 +70,13 @@ def options(tmp: Path, s: Settings, flip: bool, force_regen: bool) -> BuildOptio
         fragment.write_text("CONFIG_LOG_BUF_SHIFT=16\n")
         extra = (*extra, fragment)
     return BuildOptions(cache_dir=s.cache_dir, jobs=s.build_jobs, extra_fragments=extra,
-                        force_kheaders_regen=force_regen)
+                        force_kheaders_regen=force_regen, timestamp=timestamp)
+
+
+def stale_before_rewrite(request: pytest.FixtureRequest, version: KernelVersion,
+                         why: str) -> None:
+    if version < REWRITE:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{version}: {why}"))
 
 
 def test_archive_follows_a_config_only_change(
@@ -88,3 +114,64 @@ def test_harness_regenerates_the_archive_after_a_config_change(
                                  lambda m: progress(pytestconfig, m), tmp_path / "after")
     result = config(read_archive(flipped.archive.read_bytes()), flipped.config.read_text())
     assert result.ok, result.render()
+
+
+def test_archive_follows_a_same_size_header_edit_within_the_minute(
+    kernel_build: KernelBuild, kernel_source: KernelSource, target: Target,
+    suite_settings: Settings, pytestconfig: pytest.Config, tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The mtimes are set, not waited for: the header at minute M:00, the archive made at
+    M:10, the edit at M:20. `ls -l` shows M for both header versions; make sees the header
+    newer than the archive. M is two minutes ago, so ls prints it as a recent time."""
+    stale_before_rewrite(request, kernel_source.version, (
+        "the ls -l md5 has minute granularity: a same-size edit in the same minute keeps the "
+        "old archive (fixed by 626c54af3576, 6.17)"))
+    arch, variant = arches.get(target.arch), variants.get(target.variant)
+    say = lambda m: progress(pytestconfig, m)  # noqa: E731
+    minute = (int(time.time()) // 60 - 2) * 60
+    original = (kernel_source.path / HEADER).read_text()
+    assert EDIT[0] in original, f"{HEADER} no longer has {EDIT[0]!r}: pick another line"
+    edited = original.replace(EDIT[0], EDIT[1], 1)
+    assert len(edited.encode()) == len(original.encode())
+
+    def at_minute(src: Path) -> None:
+        worktree.edit_file(src, HEADER, original, mtime_ns=minute * 10**9)
+
+    def edit(src: Path) -> None:
+        archive = src.parent / "obj/kernel/kheaders_data.tar.xz"
+        os.utime(archive, ns=((minute + 10) * 10**9,) * 2)
+        worktree.edit_file(src, HEADER, edited, mtime_ns=(minute + 20) * 10**9)
+
+    opts = options(tmp_path, suite_settings, flip=False, force_regen=True)
+    build_archive_only(kernel_source, arch, variant, opts, say, tmp_path / "before",
+                       edit=at_minute)
+    after = build_archive_only(kernel_source, arch, variant,
+                               options(tmp_path, suite_settings, flip=False, force_regen=False),
+                               say, tmp_path / "after", edit=edit)
+    member = read_archive(after.archive.read_bytes()).get(HEADER)
+    assert member is not None, f"{HEADER} not in the archive"
+    assert EDIT[1].encode() in member.data, f"the archive kept the old {HEADER}: {EDIT[0]!r}"
+
+
+def test_archive_follows_a_build_timestamp_change_alone(
+    kernel_build: KernelBuild, kernel_source: KernelSource, target: Target,
+    suite_settings: Settings, pytestconfig: pytest.Config, tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    stale_before_rewrite(request, kernel_source.version, (
+        "KBUILD_BUILD_TIMESTAMP is not in the ls -l md5: the members keep the previous "
+        "build's mtime (since 626c54af3576, 6.17, the script's command line has it)"))
+    arch, variant = arches.get(target.arch), variants.get(target.variant)
+    say = lambda m: progress(pytestconfig, m)  # noqa: E731
+    build_archive_only(kernel_source, arch, variant,
+                       options(tmp_path, suite_settings, flip=False, force_regen=True), say,
+                       tmp_path / "before")
+    after = build_archive_only(
+        kernel_source, arch, variant,
+        options(tmp_path, suite_settings, flip=False, force_regen=False,
+                timestamp=NEW_TIMESTAMP), say, tmp_path / "after")
+    want = int(datetime.strptime(NEW_TIMESTAMP, "%Y-%m-%d %H:%M:%S %Z")
+               .replace(tzinfo=UTC).timestamp())
+    mtimes = {m.mtime for m in read_archive(after.archive.read_bytes()).members}
+    assert mtimes == {want}, f"member mtimes {sorted(mtimes)[:3]}, want {want} ({NEW_TIMESTAMP})"
