@@ -1,0 +1,297 @@
+"""The report as one JSON document: what every output (Markdown, KCIDB) and the merge read.
+
+A matrix job writes a report of one job; kheaders-ci-merge joins such reports into one. The
+keys below are the stable interface (a reader checks "schema_version" first; a change that
+renames or removes a key, or changes its meaning, bumps it):
+
+    schema_version 1, kind "kheaders-suite/patch-ci"
+    run       {run_id, tree_name, git_url, base_ref, base_commit, patched_commit,
+               patchset_hash, series, message_id}       (strings; "" when not known)
+    verdict   "clean" | "regression" | "infra-error" | "base-broken"; exit_status 0/1/2
+    jobs      one per arch x variant, sorted by arch then variant:
+      target "<arch>-<variant>", arch, variant, verdict, exit_status
+      base, patched   {status, message, notes [str],
+                       tests {node id: {outcome "pass"|"fail"|"error"|"skip", message}}}
+      regressions, fixes, new, removed, infra_errors, base_problems
+                      [{kind, name, base, patched, message}]   (compare.Finding)
+      archive   null (a side had none) or {base_bytes, patched_bytes, base_members,
+                patched_members, added, removed, changed [names],
+                diffs [{name, lines, omitted}], base_release, patched_release}
+      config_changes  [{symbol, base, patched}]   (null: not in that .config)
+      timing    {notes [str], points [{key, status, base, patched, change, speed, line}]}
+                (base/patched: {count, median, min, max} or null; status as kheaders-compare)
+    divergences  [{side, test, passed [arches], failed [arches]}]   (across all jobs)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypedDict, cast
+
+from kheaders_suite import arches, variants
+from kheaders_suite.patchci.archive import ArchiveDiff
+from kheaders_suite.patchci.compare import (
+    EXIT_STATUS,
+    VERDICTS,
+    Finding,
+    JobReport,
+    divergences,
+    report_verdict,
+)
+from kheaders_suite.patchci.side import SideResult
+from kheaders_suite.timing.compare import Verdict
+from kheaders_suite.timing.stats import Summary
+
+SCHEMA_VERSION = 1
+KIND = "kheaders-suite/patch-ci"
+SIDES = ("base", "patched")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was tested. ``run_id`` is the same for every job of one CI run (KCIDB ids are
+    made from it, and the merge refuses jobs of different runs); "" means not known."""
+
+    run_id: str
+    tree_name: str = ""
+    git_url: str = ""
+    base_ref: str = ""
+    base_commit: str = ""  # 40 hex digits
+    patched_commit: str = ""  # the series' last commit, when applied as commits
+    patchset_hash: str = ""  # sha256 of the patches (KCIDB's recipe), when applied as files
+    series: str = ""  # the series' subject (cover letter or single patch)
+    message_id: str = ""  # of the mail the report answers
+
+
+class RunDoc(TypedDict):
+    run_id: str
+    tree_name: str
+    git_url: str
+    base_ref: str
+    base_commit: str
+    patched_commit: str
+    patchset_hash: str
+    series: str
+    message_id: str
+
+
+class OutcomeDoc(TypedDict):
+    outcome: str
+    message: str
+
+
+class SideDoc(TypedDict):
+    status: str
+    message: str
+    notes: list[str]
+    tests: dict[str, OutcomeDoc]
+
+
+class FindingDoc(TypedDict):
+    kind: str
+    name: str
+    base: str | None
+    patched: str | None
+    message: str
+
+
+class HeaderDiffDoc(TypedDict):
+    name: str
+    lines: list[str]
+    omitted: int
+
+
+class ArchiveDoc(TypedDict):
+    base_bytes: int
+    patched_bytes: int
+    base_members: int
+    patched_members: int
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    diffs: list[HeaderDiffDoc]
+    base_release: str | None
+    patched_release: str | None
+
+
+class ConfigChangeDoc(TypedDict):
+    symbol: str
+    base: str | None
+    patched: str | None
+
+
+class SummaryDoc(TypedDict):
+    count: int
+    median: float
+    min: float
+    max: float
+
+
+class TimingPointDoc(TypedDict):
+    key: str
+    status: str
+    base: SummaryDoc | None
+    patched: SummaryDoc | None
+    change: float | None
+    speed: float
+    line: str
+
+
+class TimingDoc(TypedDict):
+    notes: list[str]
+    points: list[TimingPointDoc]
+
+
+class JobDoc(TypedDict):
+    target: str
+    arch: str
+    variant: str
+    verdict: str
+    exit_status: int
+    base: SideDoc
+    patched: SideDoc
+    regressions: list[FindingDoc]
+    fixes: list[FindingDoc]
+    new: list[FindingDoc]
+    removed: list[FindingDoc]
+    infra_errors: list[FindingDoc]
+    base_problems: list[FindingDoc]
+    archive: ArchiveDoc | None
+    config_changes: list[ConfigChangeDoc]
+    timing: TimingDoc
+
+
+class DivergenceDoc(TypedDict):
+    side: str
+    test: str
+    passed: list[str]
+    failed: list[str]
+
+
+class ReportDoc(TypedDict):
+    schema_version: int
+    kind: str
+    run: RunDoc
+    verdict: str
+    exit_status: int
+    jobs: list[JobDoc]
+    divergences: list[DivergenceDoc]
+
+
+def run_doc(run: RunInfo) -> RunDoc:
+    return cast(RunDoc, asdict(run))
+
+
+def _side(side: SideResult) -> SideDoc:
+    tests = {t.nodeid: OutcomeDoc(outcome=t.outcome, message=t.message)
+             for t in sorted(side.tests.values(), key=lambda t: t.nodeid)}
+    return SideDoc(status=side.status, message=side.message, notes=list(side.notes),
+                   tests=tests)
+
+
+def _findings(findings: Sequence[Finding]) -> list[FindingDoc]:
+    return [cast(FindingDoc, asdict(f)) for f in findings]
+
+
+def _archive(diff: ArchiveDiff | None) -> ArchiveDoc | None:
+    if diff is None:
+        return None
+    doc = asdict(diff)
+    for key in ("added", "removed", "changed"):
+        doc[key] = list(doc[key])
+    doc["diffs"] = [HeaderDiffDoc(name=d.name, lines=list(d.lines), omitted=d.omitted)
+                    for d in diff.diffs]
+    return cast(ArchiveDoc, doc)
+
+
+def _summary(s: Summary | None) -> SummaryDoc | None:
+    return None if s is None else SummaryDoc(count=s.count, median=s.median, min=s.min,
+                                             max=s.max)
+
+
+def _timing_point(v: Verdict) -> TimingPointDoc:
+    return TimingPointDoc(key=v.key, status=v.status, base=_summary(v.old),
+                          patched=_summary(v.new), change=v.change, speed=v.speed,
+                          line=v.line())
+
+
+def job_doc(job: JobReport) -> JobDoc:
+    return JobDoc(
+        target=f"{job.arch}-{job.variant}", arch=job.arch, variant=job.variant,
+        verdict=job.verdict, exit_status=EXIT_STATUS[job.verdict],
+        base=_side(job.base), patched=_side(job.patched),
+        regressions=_findings(job.regressions), fixes=_findings(job.fixes),
+        new=_findings(job.new), removed=_findings(job.removed),
+        infra_errors=_findings(job.infra), base_problems=_findings(job.base_problems),
+        archive=_archive(job.archive),
+        config_changes=[cast(ConfigChangeDoc, asdict(c)) for c in job.config],
+        timing=TimingDoc(notes=list(job.timing_notes),
+                         points=[_timing_point(v) for v in job.timing]))
+
+
+def side_of(job: JobDoc, side: str) -> SideDoc:
+    return job["base"] if side == "base" else job["patched"]
+
+
+def _order(name: str, known: Sequence[str]) -> tuple[int, str]:
+    return (known.index(name) if name in known else len(known), name)
+
+
+def _divergences(jobs: Sequence[JobDoc]) -> list[DivergenceDoc]:
+    """Across all jobs, per side: the suite's own arches and any a job names."""
+    names: Collection[str] = {*arches.names(), *(j["arch"] for j in jobs)}
+    found: list[DivergenceDoc] = []
+    for side in SIDES:
+        outcomes = {ident: t["outcome"] for j in jobs
+                    for ident, t in side_of(j, side)["tests"].items()}
+        found += [DivergenceDoc(side=d.side, test=d.test, passed=list(d.passed),
+                                failed=list(d.failed))
+                  for d in divergences(side, outcomes, names)]
+    return found
+
+
+def report_doc(jobs: Sequence[JobDoc], run: RunDoc) -> ReportDoc:
+    """One report of ``jobs``: sorted, with the divergences across them and the verdict."""
+    ordered = sorted(jobs, key=lambda j: (_order(j["arch"], arches.names()),
+                                          _order(j["variant"], variants.names())))
+    verdict = report_verdict(j["verdict"] for j in ordered)
+    return ReportDoc(schema_version=SCHEMA_VERSION, kind=KIND, run=run, verdict=verdict,
+                     exit_status=EXIT_STATUS[verdict], jobs=list(ordered),
+                     divergences=_divergences(ordered))
+
+
+def job_report(job: JobReport, run: RunInfo) -> ReportDoc:
+    """The document one matrix job writes: a report of that job alone."""
+    return report_doc([job_doc(job)], run_doc(run))
+
+
+def _require(obj: Any, keys: Collection[str], where: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: not a JSON object")
+    missing = sorted(set(keys) - obj.keys())
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(missing)}")
+    return obj
+
+
+def check_report(obj: Any) -> ReportDoc:
+    """``obj`` as a report, or ValueError with a one-line reason: the version first, so a
+    document of another version is named as such and not as a list of missing keys."""
+    if isinstance(obj, dict) and obj.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {obj.get('schema_version')!r}, expected "
+                         f"{SCHEMA_VERSION}")
+    doc = _require(obj, ReportDoc.__required_keys__, "report")
+    if doc["kind"] != KIND:
+        raise ValueError(f"kind {doc['kind']!r}, expected {KIND!r}")
+    _require(doc["run"], RunDoc.__required_keys__, "run")
+    if not isinstance(doc["jobs"], list) or not doc["jobs"]:
+        raise ValueError("jobs: not a non-empty list")
+    for i, job in enumerate(doc["jobs"]):
+        _require(job, JobDoc.__required_keys__, f"jobs[{i}]")
+        if job["verdict"] not in VERDICTS:
+            raise ValueError(f"jobs[{i}].verdict {job['verdict']!r} is not one of "
+                             f"{', '.join(VERDICTS)}")
+        for side in SIDES:
+            _require(job[side], SideDoc.__required_keys__, f"jobs[{i}].{side}")
+    return cast(ReportDoc, doc)

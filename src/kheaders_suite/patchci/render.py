@@ -1,0 +1,188 @@
+"""The report for people: Markdown fit for a mailing-list reply and a CI step summary.
+
+First the verdict and a table arch x variant, so the answer is on the first screen; then the
+details a maintainer acts on, most important first: regressions, archive and CONFIG_ changes,
+timing regressions, arch divergence, and last what is not blamed on the series (infra
+errors, a broken base). Plain text where possible: it is read in mail clients too.
+``write_outputs`` writes every file of a report: JSON, Markdown and KCIDB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kheaders_suite.patchci.document import (
+    SIDES,
+    ArchiveDoc,
+    FindingDoc,
+    JobDoc,
+    ReportDoc,
+    side_of,
+)
+from kheaders_suite.patchci.kcidb import kcidb_document
+
+JSON_NAME, MARKDOWN_NAME, KCIDB_NAME = "report.json", "report.md", "kcidb.json"
+MESSAGE_CHARS = 300  # of a failure's first line: long asserts name whole member lists
+NAMES_SHOWN = 20  # member names listed per kind of change
+EXIT_MEANING = "0 clean, 1 regression, 2 infra error or broken base"
+
+
+def _finding(f: FindingDoc, base_only: bool = False) -> str:
+    """"- `node id` (pass -> fail): message"; a test absent on a side says so (new,
+    removed); a base problem shows the base's outcome alone (the patched one is moot)."""
+    where = f"`{f['name']}`" if f["kind"] == "test" else f["kind"]
+    if base_only:
+        states = [f["base"]] if f["base"] else []
+    elif f["kind"] == "test":
+        states = [f["base"] or "absent", f["patched"] or "absent"]
+    else:
+        states = [s for s in (f["base"], f["patched"]) if s]
+    change = f" ({' -> '.join(states)})" if states else ""
+    message = f["message"][:MESSAGE_CHARS]
+    return f"- {where}{change}" + (f": {message}" if message else "")
+
+
+def _names(label: str, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(f"`{n}`" for n in names[:NAMES_SHOWN])
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return [f"- {label} ({len(names)}): {shown}{more}"]
+
+
+def _archive_lines(a: ArchiveDoc) -> list[str]:
+    delta = a["patched_bytes"] - a["base_bytes"]
+    release = f"UTS_RELEASE {a['base_release']!r} -> {a['patched_release']!r}" \
+        if a["base_release"] != a["patched_release"] else f"UTS_RELEASE {a['base_release']!r}"
+    lines = [f"{a['base_bytes']} -> {a['patched_bytes']} bytes ({delta:+}), "
+             f"{a['base_members']} -> {a['patched_members']} members; {release}", ""]
+    lines += _names("removed", a["removed"]) + _names("added", a["added"])
+    lines += _names("changed", a["changed"])
+    for diff in a["diffs"]:
+        more = [f"... {diff['omitted']} more diff lines"] if diff["omitted"] else []
+        lines += ["", "```diff", *diff["lines"], *more, "```"]
+    hidden = len([n for n in a["changed"] if n.endswith(".h")]) - len(a["diffs"])
+    if hidden > 0:
+        lines += ["", f"({hidden} more changed headers, named above, diff not shown)"]
+    return lines
+
+
+def _archive(job: JobDoc) -> list[str]:
+    a = job["archive"]
+    if a is None or not (a["added"] or a["removed"] or a["changed"]
+                         or a["base_release"] != a["patched_release"]):
+        return []
+    return _archive_lines(a)
+
+
+def _config(job: JobDoc) -> list[str]:
+    return [f"- {c['symbol']}: {c['base'] or 'absent'} -> {c['patched'] or 'absent'}"
+            for c in job["config_changes"]]
+
+
+def _timing(job: JobDoc) -> list[str]:
+    regressed = [p["line"] for p in job["timing"]["points"] if p["status"] == "REGRESSED"]
+    if not regressed:
+        return []
+    return [f"    {line}" for line in [*job["timing"]["notes"], *regressed]]
+
+
+def _notes(job: JobDoc) -> list[str]:
+    return [f"- {side}: {note}" for side in SIDES for note in side_of(job, side)["notes"]]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    lines: Callable[[JobDoc], list[str]]
+    intro: str = ""
+
+
+# What the series changed, then (after the arch divergence) what is not blamed on it.
+FINDINGS = (
+    Section("Regressions", lambda j: [_finding(f) for f in j["regressions"]],
+            "PASS on base, FAIL patched; or the series broke the build."),
+    Section("Fixes", lambda j: [_finding(f) for f in j["fixes"]]),
+    Section("Archive changes", _archive),
+    Section("CONFIG_ changes", _config),
+    Section("Timing regressions", _timing,
+            "Points slower beyond the samples' noise (kheaders-compare's rule)."),
+)
+CAVEATS = (
+    Section("New and removed tests", lambda j: [_finding(f) for f in j["new"] + j["removed"]]),
+    Section("Infrastructure errors", lambda j: [_finding(f) for f in j["infra_errors"]],
+            "Not blamed on the series: ERRORs of fixtures, boots, missing results."),
+    Section("Base broken",
+            lambda j: [_finding(f, base_only=True) for f in j["base_problems"]],
+            "The base itself failed: nothing in these jobs is blamed on the series."),
+    Section("Notes", _notes),
+)
+
+
+def _section(report: ReportDoc, section: Section) -> list[str]:
+    """The section's lines per job; jobs with the same lines are named together (the
+    variants of one arch pack the same archive, so its diff is shown once, not four times)."""
+    targets: dict[tuple[str, ...], list[str]] = {}
+    for job in report["jobs"]:
+        lines = tuple(section.lines(job))
+        if lines:
+            targets.setdefault(lines, []).append(job["target"])
+    if not targets:
+        return []
+    body: list[str] = []
+    for lines, names in targets.items():
+        body += [f"**{', '.join(names)}**", "", *lines, ""]
+    intro = [section.intro, ""] if section.intro else []
+    return [f"### {section.title}", "", *intro, *body]
+
+
+def table(report: ReportDoc) -> list[str]:
+    """Arches down, variants across, the job's verdict in each cell ("-": not run)."""
+    arches = list(dict.fromkeys(j["arch"] for j in report["jobs"]))
+    variants = list(dict.fromkeys(j["variant"] for j in report["jobs"]))
+    cell = {(j["arch"], j["variant"]): j["verdict"] for j in report["jobs"]}
+    lines = ["| arch | " + " | ".join(variants) + " |",
+             "|---" * (len(variants) + 1) + "|"]
+    lines += [f"| {a} | " + " | ".join(cell.get((a, v), "-") for v in variants) + " |"
+              for a in arches]
+    return lines
+
+
+def _divergences(report: ReportDoc) -> list[str]:
+    lines = [f"- {d['side']}: `{d['test']}` passes on {', '.join(d['passed'])}, "
+             f"fails on {', '.join(d['failed'])}" for d in report["divergences"]]
+    return ["### Arch divergence", "", *lines, ""] if lines else []
+
+
+def _heading(report: ReportDoc) -> list[str]:
+    run = report["run"]
+    what = [f"series: {run['series']}" if run["series"] else "",
+            f"base: {run['base_ref'] or run['base_commit']}"
+            if run["base_ref"] or run["base_commit"] else "",
+            f"run: {run['run_id']}"]
+    return [f"## kheaders-suite patch CI: {report['verdict']}", "",
+            "; ".join(w for w in what if w), ""]
+
+
+def markdown(report: ReportDoc) -> str:
+    lines = [*_heading(report), *table(report), ""]
+    for section in FINDINGS:
+        lines += _section(report, section)
+    lines += _divergences(report)
+    for section in CAVEATS:
+        lines += _section(report, section)
+    lines.append(f"Exit status {report['exit_status']} ({EXIT_MEANING}).")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out_dir: Path, report: ReportDoc) -> tuple[Path, Path, Path]:
+    """report.json, report.md and kcidb.json in ``out_dir`` (made if missing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = out_dir / JSON_NAME, out_dir / MARKDOWN_NAME, out_dir / KCIDB_NAME
+    paths[0].write_text(json.dumps(report, indent=1) + "\n")
+    paths[1].write_text(markdown(report))
+    paths[2].write_text(json.dumps(kcidb_document(report), indent=1) + "\n")
+    return paths

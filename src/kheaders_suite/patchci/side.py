@@ -1,0 +1,189 @@
+"""One side (base or patched) of one matrix job: what the orchestrator hands the comparison.
+
+A side is the JUnit XML pytest wrote (``--junitxml``), the run's results.json, the build's
+archive and .config, and a status. The loader never raises on a missing or unreadable file:
+a missing JUnit file on a side whose build and boot went fine is itself the finding (pytest
+never got to write it), so it becomes status "no-results" with the reason, and the
+comparison reports it as an infrastructure error rather than as a pile of "removed" tests.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kheaders_suite.timing import results as timing_results
+
+# Side statuses. "no-results" is set by the loader, never passed in.
+OK, BUILD_FAILED, BOOT_FAILED, NO_RESULTS = "ok", "build-failed", "boot-failed", "no-results"
+STATUSES = (OK, BUILD_FAILED, BOOT_FAILED, NO_RESULTS)
+
+# Test outcomes. pytest writes <failure> for a failed test body and <error> for a failed
+# setup or teardown (a fixture: for this suite, a build or a VM that did not come up).
+PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+# When pytest writes two <testcase> for one test (a failed call, then a teardown error), the
+# test keeps the outcome that says most about the kernel: the failure of its own body.
+_PRECEDENCE = {FAIL: 3, ERROR: 2, PASS: 1, SKIP: 0}
+
+
+@dataclass(frozen=True)
+class TestCase:
+    __test__ = False  # a record, not a pytest test class
+
+    nodeid: str  # "vmtests/test_archive.py::test_identity[x86_64-sysfs]"
+    outcome: str  # PASS, FAIL, ERROR or SKIP
+    message: str = ""  # first line of the failure, error or skip message
+
+
+@dataclass(frozen=True)
+class SideResult:
+    arch: str
+    variant: str
+    status: str  # one of STATUSES
+    message: str = ""  # why the status is not "ok" (build log tail, console tail, ...)
+    tests: Mapping[str, TestCase] = field(default_factory=dict)
+    records: tuple[dict[str, Any], ...] = ()  # results.json "records"
+    archive: Path | None = None  # kheaders_data.tar.xz; None when the build failed
+    config: Path | None = None  # the build's .config; None when the build failed
+    timing: tuple[dict[str, Any], ...] = ()  # compile-timing documents (timing/results.py)
+    notes: tuple[str, ...] = ()  # what the loader could not read and did without
+
+    @property
+    def target(self) -> str:
+        return f"{self.arch}-{self.variant}"
+
+
+def nodeid(classname: str, name: str, file: str | None = None) -> str:
+    """pytest's node id back from a JUnit <testcase>. pytest makes ``classname`` from the
+    node id ("vmtests/test_archive.py::TestX" -> "vmtests.test_archive.TestX"), so the
+    module ends where the first Test* class starts (pytest's default class pattern); xunit1
+    reports also carry ``file``, which settles it."""
+    parts = classname.split(".") if classname else []
+    if file:
+        module = file.removesuffix(".py").replace("/", ".").split(".")
+        return "::".join([file, *parts[len(module):], name])
+    split = next((i for i, p in enumerate(parts) if p.startswith("Test")), len(parts))
+    path = "/".join(parts[:split]) + ".py" if split else ""
+    return "::".join([p for p in (path, *parts[split:]) if p] + [name])
+
+
+def _first_line(text: str | None) -> str:
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+
+
+def _case(element: ET.Element) -> TestCase:
+    ident = nodeid(element.get("classname", ""), element.get("name", ""), element.get("file"))
+    for tag, outcome in (("failure", FAIL), ("error", ERROR), ("skipped", SKIP)):
+        child = element.find(tag)
+        if child is not None:
+            return TestCase(ident, outcome,
+                            _first_line(child.get("message")) or _first_line(child.text))
+    return TestCase(ident, PASS)
+
+
+def parse_junit(text: str) -> dict[str, TestCase]:
+    """Every test in a pytest JUnit report by node id; ValueError if it is not XML."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(f"not XML: {exc}") from None
+    cases: dict[str, TestCase] = {}
+    for element in root.iter("testcase"):
+        case = _case(element)
+        seen = cases.get(case.nodeid)
+        if seen is None or _PRECEDENCE[case.outcome] > _PRECEDENCE[seen.outcome]:
+            cases[case.nodeid] = case
+    return cases
+
+
+def _read_junit(path: Path | None) -> tuple[dict[str, TestCase], str]:
+    """(tests, "") or ({}, why there are none)."""
+    if path is None:
+        return {}, "no JUnit file was given"
+    try:
+        return parse_junit(path.read_text(errors="replace")), ""
+    except OSError as exc:
+        return {}, f"JUnit file {path} unreadable: {exc.strerror or exc}"
+    except ValueError as exc:
+        return {}, f"JUnit file {path} is {exc}"
+
+
+def _read_records(path: Path | None) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+    if path is None:
+        return (), []
+    try:
+        records = json.loads(path.read_text())["records"]
+        if not isinstance(records, list):
+            raise TypeError("records is not a list")
+        return tuple(r for r in records if isinstance(r, dict)), []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return (), [f"results file {path} unreadable, its records ignored: {exc}"]
+
+
+def timing_paths(records: Iterable[Mapping[str, Any]], results_json: Path) -> list[Path]:
+    """The compile-timing documents the run's "timing" records name (the recorder stores an
+    absolute path; a relative one is taken from the results file's directory)."""
+    paths = [Path(str(r["json"])) for r in records if r.get("kind") == "timing" and r.get("json")]
+    return [p if p.is_absolute() else results_json.parent / p for p in paths]
+
+
+def _read_timing(paths: Sequence[Path]) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+    docs, notes = [], []
+    for path in paths:
+        try:
+            doc = timing_results.load(path)
+        except (OSError, ValueError) as exc:
+            notes.append(f"timing file {path} unreadable, not compared: {exc}")
+            continue
+        problems = timing_results.validate(doc)
+        if problems:
+            notes.append(f"timing file {path} is not a timing result ({problems[0]}), "
+                         "not compared")
+        else:
+            docs.append(doc)
+    return tuple(docs), notes
+
+
+def load_side(arch: str, variant: str, *, status: str = OK, message: str = "",
+              junit: Path | None = None, results_json: Path | None = None,
+              archive: Path | None = None, config: Path | None = None,
+              timing: Sequence[Path] | None = None) -> SideResult:
+    """Read one side from its files. ``timing`` None means: the documents that results.json's
+    timing records name. A side said to be "ok" without a readable JUnit file becomes
+    "no-results" (pytest did not finish); a failed build or boot keeps its own status."""
+    if status not in STATUSES:
+        raise ValueError(f"side status {status!r}: expected one of {', '.join(STATUSES)}")
+    tests, why = _read_junit(junit)
+    records, notes = _read_records(results_json)
+    if timing is None:
+        timing = timing_paths(records, results_json) if results_json else []
+    docs, timing_notes = _read_timing(timing)
+    missing = [f"{what} {path} does not exist" for what, path in
+               (("archive", archive), ("config", config))
+               if path is not None and _existing(path) is None]
+    side = SideResult(arch, variant, status, message, tests, records, _existing(archive),
+                      _existing(config), docs, (*notes, *timing_notes, *missing))
+    if why and status == OK:
+        return replace(side, status=NO_RESULTS, message=why)
+    return side
+
+
+def _existing(path: Path | None) -> Path | None:
+    return path if path is not None and path.is_file() else None
+
+
+def build_outputs(build_dir: Path) -> tuple[Path | None, Path | None]:
+    """(archive, .config) of a build directory as ensure_build leaves it
+    (~/.cache/kheaders-suite/builds/<arch>-<variant>-<key>/): build.json names them, the
+    plain file names are the fallback for a build that died before writing build.json."""
+    try:
+        meta = json.loads((build_dir / "build.json").read_text())
+        archive, config = meta.get("archive"), meta.get("config")
+    except (OSError, ValueError, AttributeError):
+        archive, config = None, None
+    return (_existing(Path(archive) if archive else build_dir / "kheaders_data.tar.xz"),
+            _existing(Path(config) if config else build_dir / "config"))
