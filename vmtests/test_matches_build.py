@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite import cflags
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.plugin import archive_present
@@ -67,8 +68,9 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
     guest.write_bytes(f"{GUEST_ROOT}.tar.xz", guest_archive)
     guest.run(("tar", "-xJf", f"{GUEST_ROOT}.tar.xz", "-C", GUEST_ROOT), check=True)
     guest.write_bytes("/tmp/probe.c", probe_source().encode())
+    dialect = cflags.of_tree(kernel_build.objtree_headers)
     guest.run(probe_command("gcc", GUEST_ROOT, kernel_build.srcarch, "/tmp/probe.c",
-                            "/tmp/probe.s"), check=True)
+                            "/tmp/probe.s", dialect), check=True)
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
     result = compare_layouts(probed, btf)

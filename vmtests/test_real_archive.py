@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches
+from kheaders_suite import arches, cflags
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.timing import preinstalled, workload
 from kheaders_suite.verify.runner import check_archive, report
@@ -54,7 +54,7 @@ def test_workload_compiles_warning_free(kernel_build: KernelBuild, tmp_path: Pat
     cc = f"{arch.cross_prefix()}gcc"
     assert shutil.which(cc) is not None, f"{named(kernel_build)}: {cc} not found on the host"
     root = preinstalled.extract(archive_of(kernel_build), tmp_path / "headers")
-    template = workload.gcc_template(arch.srcarch, cc)
+    template = workload.gcc_template(arch.srcarch, cc, cflags.of_tree(root))
     problems = []
     for src in workload.all_sources():
         argv = workload.fill(template, str(root), str(src), str(tmp_path / f"{src.stem}.o"))

@@ -68,7 +68,8 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
     sources = upload(guest, plan)
     config = sweep.guest_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
                                 preinstalled=preinstalled, sources=sources,
-                                srcarch=guest.build.srcarch)
+                                srcarch=guest.build.srcarch,
+                                headers_root=guest.build.objtree_headers)
     guest.write_bytes(f"{GUEST_DIR}/config.json", json.dumps(config).encode())
     result = guest.run(("python3", f"{GUEST_DIR}/compilebench.py", f"{GUEST_DIR}/config.json"),
                        timeout=timeout_for(plan, guest.scale), check=True)

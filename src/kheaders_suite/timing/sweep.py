@@ -81,11 +81,12 @@ def plan_for(sweep: str, cpus: int) -> SweepPlan:
 
 
 def guest_config(plan: SweepPlan, *, workdir: str, archive: str, preinstalled: str,
-                 sources: tuple[str, ...], srcarch: str) -> dict[str, Any]:
+                 sources: tuple[str, ...], srcarch: str,
+                 headers_root: Path | None = None) -> dict[str, Any]:
     """What compilebench.py reads: paths as the guest sees them."""
     return {"workdir": workdir, "archive": archive, "preinstalled": preinstalled,
             "sources": list(sources),
-            "compilers": {k: list(v) for k, v in workload.templates(srcarch).items()},
+            "compilers": {k: list(v) for k, v in workload.templates(srcarch, headers_root).items()},
             "strategies": list(plan.strategies), "ns": list(plan.ns), "reps": plan.reps,
             "warmup": plan.warmup, "warmup_ns": list(plan.warmup_ns),
             "extract_reps": plan.extract_reps, "skip": [list(p) for p in plan.skip],

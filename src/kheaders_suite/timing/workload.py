@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from kheaders_suite import cflags
+
 WORKLOAD_DIR = Path(__file__).parent / "workload"
 # The reduced sweep (CI) compiles one file, for time (sweep.py): the scheduler/VFS side
 # (sched.h, fs.h, cred.h), which most tracing tools include.
@@ -40,31 +42,39 @@ def include_dirs(srcarch: str) -> tuple[str, ...]:
             "include", "include/uapi", "include/generated/uapi")
 
 
-def common_flags(srcarch: str) -> tuple[str, ...]:
-    return ("-D__KERNEL__", '-DKBUILD_MODNAME="bcc"',
+def common_flags(srcarch: str, dialect: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return (*dialect, "-D__KERNEL__", '-DKBUILD_MODNAME="bcc"',
             "-include", "{root}/include/linux/kconfig.h",
             *(f"-I{{root}}/{d}" for d in include_dirs(srcarch)),
             "-fno-stack-protector", "-fno-unwind-tables", "-fno-asynchronous-unwind-tables")
 
 
-def gcc_template(srcarch: str, cc: str = "gcc") -> tuple[str, ...]:
-    """The guest's gcc, as a userspace compile of kernel-internal headers."""
+def gcc_template(srcarch: str, cc: str = "gcc",
+                 dialect: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The guest's gcc, as a userspace compile of kernel-internal headers; ``dialect`` is the
+    kernel's C dialect (cflags.of_tree)."""
     return (cc, "-c", "-O2", "-Wall", "-Wno-address-of-packed-member",
-            "-Wno-deprecated-declarations", *common_flags(srcarch), "{src}", "-o", "{out}")
+            "-Wno-deprecated-declarations", *common_flags(srcarch, dialect), "{src}", "-o",
+            "{out}")
 
 
-def clang_bpf_template(srcarch: str, cc: str = "clang") -> tuple[str, ...]:
+def clang_bpf_template(srcarch: str, cc: str = "clang",
+                       dialect: tuple[str, ...] = ()) -> tuple[str, ...]:
     """clang emitting BPF, with the warnings bcc silences for kernel headers."""
     return (cc, "-target", "bpf", "-c", "-O2", "-D__BPF_TRACING__",
             "-Wno-unused-value", "-Wno-pointer-sign", "-Wno-compare-distinct-pointer-types",
             "-Wno-gnu-variable-sized-type-not-at-end", "-Wno-address-of-packed-member",
             "-Wno-tautological-compare", "-Wno-unknown-warning-option",
-            *common_flags(srcarch), "{src}", "-o", "{out}")
+            *common_flags(srcarch, dialect), "{src}", "-o", "{out}")
 
 
-def templates(srcarch: str) -> dict[str, tuple[str, ...]]:
-    """Every compiler the sweep tries; the guest skips those it does not have."""
-    return {"gcc": gcc_template(srcarch), "clang-bpf": clang_bpf_template(srcarch)}
+def templates(srcarch: str, headers_root: Path | None = None) -> dict[str, tuple[str, ...]]:
+    """Every compiler the sweep tries; the guest skips those it does not have. The dialect
+    flags come from the build's headers at ``headers_root`` (cflags.of_tree)."""
+    gcc = cflags.of_tree(headers_root) if headers_root else ()
+    clang = cflags.of_tree(headers_root, clang=True) if headers_root else ()
+    return {"gcc": gcc_template(srcarch, dialect=gcc),
+            "clang-bpf": clang_bpf_template(srcarch, dialect=clang)}
 
 
 def fill(template: Sequence[str], root: str, src: str, out: str) -> tuple[str, ...]:

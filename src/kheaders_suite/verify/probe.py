@@ -70,15 +70,17 @@ def bcc_include_flags(root: str, srcarch: str) -> tuple[str, ...]:
 
 
 def probe_command(cc: str, root: str, srcarch: str, source: str,
-                  output: str) -> tuple[str, ...]:
+                  output: str, dialect: tuple[str, ...] = ()) -> tuple[str, ...]:
     """gcc -S of the probe: assembly only, so nothing is linked, run, or even assembled.
 
     -O2 as the kernel is built: at -O0 gcc expands inline helpers whose asm takes "i"
     operands from their parameters (x86 WARN_ON -> _BUG_FLAGS in 6.12's linux/rwsem.h) and
     stops with "impossible constraint in 'asm'". -w: kernel headers are not warning-clean
-    for a userspace compile, and warnings are not what this measures.
+    for a userspace compile, and warnings are not what this measures. ``dialect``: the
+    kernel's C dialect flags (cflags.of_tree: -fms-extensions since 7.x).
     """
-    return (cc, *bcc_include_flags(root, srcarch), "-O2", "-w", "-S", "-o", output, source)
+    return (cc, *dialect, *bcc_include_flags(root, srcarch), "-O2", "-w", "-S", "-o", output,
+            source)
 
 
 def _emit(kind: str, name: str, *values: str) -> str:
