@@ -94,7 +94,9 @@ class BuildOptions:
     # unchanged, and leaves autoconf.h out of that md5 on the theory that include/config/*
     # stamps catch config changes; since 0e0345b77ac4 (5.13) those stamps are not *.h, so a
     # config-only change (the variants, sharing one object tree) keeps a stale archive.
-    # True: delete kernel/kheaders.md5 before make, so every build packs its own config.
+    # The 6.17 rewrite did not fix it (measured on 7.3.4: its make dependencies leave
+    # autoconf.h out). True: delete kernel/kheaders.md5 before make (a prerequisite of the
+    # archive in every version), so every build packs its own config.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
     # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
