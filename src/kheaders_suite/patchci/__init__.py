@@ -1,6 +1,13 @@
-"""CI on kernel patches (issue 12), the report side: base against patched, and its outputs.
+"""CI on kernel patches (issue 12): base against patched, and its outputs.
 
-The orchestrator builds and runs both sides of every arch x variant, then per job:
+The orchestrator, kheaders-ci (cli.py), validates and prepares the two commits, then runs the
+suite on both sides of every arch x variant:
+
+    series.py   the series from --range A..B or --mbox FILE... (read-only on the user's tree)
+    clone.py    the shared clone at a stable path, git am of the series, checkouts
+    run.py      one pytest run per side and job, and the side's status from what it left
+
+then per job (the report side):
 
     side.load_side(...)          x2  -> SideResult   JUnit XML, results.json, archive, .config
     compare.compare_job(b, p)        -> JobReport    regressions, fixes, infra errors, archive,

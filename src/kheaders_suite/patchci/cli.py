@@ -1,0 +1,241 @@
+"""kheaders-ci: test a kernel patch series with the suite, base against patched.
+
+Everything is validated before anything is built: the tree, the refs, the series (it must
+apply), the arches and variants, the test selection. A bad input is one line on stderr and
+exit status 2, and a clone this run made is removed again. Then, for the base and then the
+patched commit (the clone checked out at one path, so the patched build is incremental on
+the base's), the suite runs once per arch x variant; each job is compared (compare.py), its
+report written to <out>/jobs/<arch>-<variant>/, the jobs merged into <out>/report.{md,json}
+and kcidb.json, and the Markdown printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from kheaders_suite.errors import InfraError, SuiteError, UserError
+from kheaders_suite.patchci import clone as clones
+from kheaders_suite.patchci import series as git_series
+from kheaders_suite.patchci.compare import compare_job
+from kheaders_suite.patchci.document import ReportDoc, RunInfo, job_report
+from kheaders_suite.patchci.merge import merge
+from kheaders_suite.patchci.render import markdown, write_outputs
+from kheaders_suite.patchci.run import (
+    SWEEPS,
+    Job,
+    SideRun,
+    SuiteOptions,
+    check_selection,
+    jobs_for,
+    pytest_command,
+    run_side,
+    side_paths,
+)
+from kheaders_suite.paths import default_cache_dir
+
+PROG = "kheaders-ci"
+BAD_INPUT = 2
+SIDES = ("base", "patched")
+
+EPILOG = """\
+the series:
+  --range A..B   the commits in B and not in A (git rev-list A..B; no merges), applied
+                 onto --base (default: A) with git am. With --base A the patched tree is
+                 B's, and the report names B as the patched commit.
+  --mbox FILE..  patch files and mboxes (git format-patch output, the .mbx of b4 am),
+                 applied onto --base with git am, in the order given; messages without a
+                 diff (a cover letter) are skipped, the cover letter names the series.
+
+what it does:
+  --tree is never written to: it is cloned (git clone --shared --no-checkout) into
+  <cache-dir>/patchci/clones/<hash of its path>/linux, reused by later runs on the same
+  tree. Base, then patched, is checked out there and the suite runs per arch x variant:
+    python -m pytest vmtests --kernel-src CLONE --arch ARCH -k "ARCH-VARIANT [and (SELECT)]"
+  with -m "not timing" (--sweep none) or --sweep reduced|full. Outputs, under --out:
+    base/, patched/ARCH-VARIANT/  junit.xml, pytest.log, results/, the archive and .config
+    jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json of the job
+    report.md, report.json, kcidb.json   all jobs (the Markdown is also printed)
+
+exit status:
+  0 clean;
+  1 a regression: a test PASS on base FAILs patched, the patched kernel does not
+    build, or a timing point is slower beyond the samples' noise;
+  2 an infrastructure error, a broken base (nothing is blamed on the series), or
+    bad input, said in one line on stderr: not a git tree, an unknown ref, a series
+    that does not apply or is empty, an unknown arch or variant, a selection with no
+    test.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tree", type=Path, required=True, metavar="PATH",
+                        help="kernel git tree (work tree top or bare repository)")
+    parser.add_argument("--base", metavar="REF",
+                        help="commit the series applies to (required with --mbox; "
+                             "default with --range: A)")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--range", metavar="A..B", help="the series as a commit range")
+    given.add_argument("--mbox", type=Path, nargs="+", metavar="FILE",
+                       help="the series as patch files or mboxes")
+    parser.add_argument("--arch", default="all", metavar="LIST",
+                        help="comma list of arches, or all (default)")
+    parser.add_argument("--variant", default="all", metavar="LIST",
+                        help="comma list of IKHEADERS variants, or all (default)")
+    parser.add_argument("--select", default="", metavar="EXPR",
+                        help="pytest -k expression ANDed with each job's target, e.g. "
+                             "'test_archive.py or test_archive_check' (default: every test)")
+    parser.add_argument("--sweep", choices=SWEEPS, default="none",
+                        help="compile-timing tests: none (default), reduced or full")
+    parser.add_argument("--out", type=Path, default=Path("patchci-results"), metavar="DIR",
+                        help="results and reports (default ./patchci-results)")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="the suite's build cache (default $KHEADERS_SUITE_CACHE or "
+                             "~/.cache/kheaders-suite)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                        help="guest accelerator, as the suite's --accel (default auto)")
+    parser.add_argument("--run-id", default="", metavar="ID",
+                        help="id of this run in the reports (default: from base and series; "
+                             "the same for every matrix job of one series)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate everything and print the pytest runs; build nothing")
+    return parser
+
+
+def say(message: str) -> None:
+    print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
+
+
+def read_series(args: argparse.Namespace, tree: Path,
+                scratch: Path) -> tuple[git_series.Series, str]:
+    """The series and the base ref it goes onto."""
+    if args.range is not None:
+        a_ref, _ = git_series.split_range(args.range)
+        found, _ = git_series.range_series(tree, args.range, scratch / "range")
+        return found, args.base or a_ref
+    if not args.base:
+        raise UserError("--mbox needs --base REF: the commit the series applies to")
+    return git_series.mbox_series([Path(f) for f in args.mbox], scratch / "mbox"), args.base
+
+
+def check_inputs(args: argparse.Namespace,
+                 scratch: Path) -> tuple[Path, git_series.Series, str, str]:
+    """The tree, the series, the base ref and its commit: read-only checks that write
+    nothing outside ``scratch``."""
+    tree = git_series.check_tree(args.tree)
+    found, base_ref = read_series(args, tree, scratch)
+    return tree, found, base_ref, git_series.resolve_commit(tree, base_ref, "--base")
+
+
+def prepare(inputs: tuple[Path, git_series.Series, str, str], clone: Path,
+            jobs: Sequence[Job], opts: SuiteOptions) -> clones.Prepared:
+    """Clone, apply the series, check both commits and the selection; a clone made here is
+    removed again if any of it fails."""
+    tree, found, base_ref, base = inputs
+    prepared = clones.prepare(tree, clone, base_ref, base, found)
+    try:
+        check_selection(clone, jobs, opts)
+    except SuiteError:
+        if prepared.created:
+            clones.remove_clone(clone)
+        raise
+    return prepared
+
+
+def run_info(prepared: clones.Prepared, run_id: str) -> RunInfo:
+    """What was tested, for every report. Patches applied as files are named by their
+    patchset hash (KCIDB); a range whose tip is the result, by that commit."""
+    found = prepared.series
+    patchset = "" if prepared.published else found.patchset_hash
+    url = git_series.run_git(git_series.git(prepared.tree, "config", "--get",
+                                            "remote.origin.url")).stdout.strip()
+    default_id = f"{prepared.base[:12]}-{(prepared.published or patchset)[:12]}"
+    return RunInfo(run_id=run_id or default_id, tree_name=prepared.tree.name, git_url=url,
+                   base_ref=prepared.base_ref, base_commit=prepared.base,
+                   patched_commit=prepared.published, patchset_hash=patchset,
+                   series=found.description, message_id=found.message_id)
+
+
+def print_plan(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions,
+               out: Path) -> None:
+    print(f"series: {prepared.series.description}")
+    print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}")
+    for side in SIDES:
+        for job in jobs:
+            cmd = pytest_command(prepared.clone, job, opts, side_paths(out, side, job))
+            print(f"{side} {job.target}: {shlex.join(cmd)}")
+
+
+def run_sides(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions,
+              out: Path) -> dict[str, dict[Job, SideRun]]:
+    """Base first, every job; then patched: each side's builds land in the one object tree
+    per arch that the clone's path keys, so patched rebuilds only what the series changed."""
+    done: dict[str, dict[Job, SideRun]] = {}
+    for side, sha in zip(SIDES, (prepared.base, prepared.patched), strict=True):
+        clones.checkout(prepared.clone, sha)
+        say(f"{side}: {sha[:12]} checked out in {prepared.clone}")
+        done[side] = {job: run_side(prepared.clone, side, job, opts, out, say)
+                      for job in jobs}
+    return done
+
+
+def write_reports(runs: Mapping[str, Mapping[Job, SideRun]], jobs: Sequence[Job],
+                  info: RunInfo, out: Path) -> ReportDoc:
+    """Each job's report in <out>/jobs/<target>/, then all of them merged into <out>."""
+    reports = []
+    for job in jobs:
+        compared = compare_job(runs["base"][job].load(), runs["patched"][job].load())
+        doc = job_report(compared, info)
+        reports.append((write_outputs(out / "jobs" / job.target, doc)[0], doc))
+    merged = merge(reports)
+    paths = write_outputs(out, merged)
+    say(f"verdict {merged['verdict']}; wrote {', '.join(str(p) for p in paths)}")
+    return merged
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Validate (cheap checks first), run both sides, report; the exit status."""
+    jobs = jobs_for(args.arch, args.variant)
+    cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
+    opts = SuiteOptions(cache_dir=cache, select=args.select, sweep=args.sweep,
+                        accel=args.accel)
+    out = args.out.expanduser().resolve()
+    with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as scratch:
+        inputs = check_inputs(args, Path(scratch))
+        clone = clones.clone_path(cache, inputs[0])
+        with clones.clone_lock(clone, say):
+            prepared = prepare(inputs, clone, jobs, opts)
+            say(f"{prepared.series.description}: applies onto {prepared.base[:12]} as "
+                f"{prepared.patched[:12]}; {len(jobs)} jobs x 2 sides")
+            if args.dry_run:
+                print_plan(prepared, jobs, opts, out)
+                return 0
+            info = run_info(prepared, args.run_id)
+            runs = run_sides(prepared, jobs, opts, out)
+    report = write_reports(runs, jobs, info, out)
+    print(markdown(report), end="")
+    return report["exit_status"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return execute(args)
+    except UserError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+    except InfraError as exc:
+        print(f"{PROG}: infrastructure error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+    return BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""One side of one job: the suite's own pytest run on the clone, and what became of it.
+
+Each (side, arch x variant) is one pytest subprocess on vmtests/, selected with -k by the
+target id the suite parametrizes its VM tests with ("x86_64-sysfs"), writing everything to
+<out>/<side>/<arch>-<variant>/: junit.xml, results/ (results.json, consoles), pytest.log,
+and copies of the build's archive and .config (a later build of the same key would replace
+the cache's; the comparison must read what this side built).
+
+The side's status comes from what is on disk afterwards, not from pytest's exit status
+(which is 1 for a failing test and for a failed build alike):
+
+- build-failed: no build.json where ensure_build puts this key, and a test ERRORed;
+- boot-failed: the build is there, every test that ran ERRORed, and results.json has no
+  "boot" record for the target (the guest fixture records one when the VM came up);
+- ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
+  and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
+  fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from kheaders_suite import arches, variants
+from kheaders_suite.build import BuildOptions, build_key, key_inputs
+from kheaders_suite.errors import InfraError, SuiteError, UserError
+from kheaders_suite.patchci import side as sides
+from kheaders_suite.paths import REPO_ROOT
+from kheaders_suite.source import user_source
+
+SWEEPS = ("none", "reduced", "full")
+# One side of one job: a cold kernel build (build.BuildOptions.timeout is 3 h) and the tests.
+SIDE_TIMEOUT = 6 * 3600.0
+# Lines of the pytest run worth showing while it runs: the suite's own progress (builds,
+# boots: minutes each) and pytest's closing summary. Everything goes to pytest.log.
+_PROGRESS = re.compile(r"^(\[kheaders\] |=+ .*\b(passed|failed|error|errors|skipped|"
+                       r"deselected|no tests ran)\b.* =+$)")
+Say = Callable[[str], None]
+PYTEST_NO_TESTS, PYTEST_USAGE_ERROR = 5, 4  # pytest.ExitCode, without importing pytest here
+
+
+@dataclass(frozen=True)
+class Job:
+    arch: str
+    variant: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.arch}-{self.variant}"
+
+
+def jobs_for(arch_list: str, variant_list: str) -> tuple[Job, ...]:
+    """Every arch x variant asked for ("all" or a comma list each); UserError naming the
+    valid ones for an unknown name."""
+    def names(value: str, known: tuple[str, ...], check: Callable[[str], object]
+              ) -> list[str]:
+        picked = list(known) if value == "all" else [v.strip() for v in value.split(",")]
+        for name in picked:
+            check(name)
+        return list(dict.fromkeys(picked))
+    return tuple(Job(a, v) for a in names(arch_list, arches.names(), arches.get)
+                 for v in names(variant_list, variants.names(), variants.get))
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What every pytest run of a kheaders-ci run shares."""
+
+    cache_dir: Path
+    select: str = ""  # an extra -k expression, ANDed with the target
+    sweep: str = "none"  # "none": no timing tests; "reduced"/"full": pytest's --sweep
+    accel: str = "auto"
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
+class SidePaths:
+    """Where one side of one job writes: <out>/<side>/<arch>-<variant>/."""
+
+    dir: Path
+
+    @property
+    def junit(self) -> Path:
+        return self.dir / "junit.xml"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.dir / "results"
+
+    @property
+    def results_json(self) -> Path:
+        return self.results_dir / "results.json"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "pytest.log"
+
+    @property
+    def archive(self) -> Path:
+        return self.dir / "kheaders_data.tar.xz"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config"
+
+
+def side_paths(out: Path, side: str, job: Job) -> SidePaths:
+    return SidePaths(out / side / job.target)
+
+
+def keyword(targets: Iterable[str], select: str) -> str:
+    """pytest -k: the targets' ids (any of them), and the user's expression if any."""
+    names = list(targets)
+    expr = names[0] if len(names) == 1 else "(" + " or ".join(names) + ")"
+    return f"{expr} and ({select})" if select else expr
+
+
+def _selection(opts: SuiteOptions) -> tuple[str, ...]:
+    return ("-m", "not timing") if opts.sweep == "none" else ("--sweep", opts.sweep)
+
+
+def pytest_command(clone: Path, job: Job, opts: SuiteOptions,
+                   paths: SidePaths) -> tuple[str, ...]:
+    """The suite's run of one side of one job (no xdist: one target, one guest)."""
+    return (opts.python, "-m", "pytest", str(REPO_ROOT / "vmtests"),
+            "--kernel-src", str(clone), "--arch", job.arch,
+            "-k", keyword([job.target], opts.select), *_selection(opts),
+            "--cache-dir", str(opts.cache_dir), "--accel", opts.accel,
+            "--results-dir", str(paths.results_dir), "--junitxml", str(paths.junit),
+            "-p", "no:cacheprovider", "-n", "0")
+
+
+def collect_command(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> tuple[str, ...]:
+    """The same selection, collected only (no build, no guest): does it select anything?"""
+    arch_list = ",".join(dict.fromkeys(j.arch for j in jobs))
+    return (opts.python, "-m", "pytest", str(REPO_ROOT / "vmtests"),
+            "--kernel-src", str(tree), "--arch", arch_list,
+            "-k", keyword([j.target for j in jobs], opts.select), *_selection(opts),
+            "--cache-dir", str(opts.cache_dir), "--collect-only", "-q", "--no-header",
+            "-p", "no:cacheprovider", "-n", "0")
+
+
+def unselected(collected: str, jobs: Sequence[Job]) -> list[Job]:
+    """The jobs none of the collected node ids (pytest --collect-only -q) belongs to."""
+    params = [m.group(1) for line in collected.splitlines()
+              if "::" in line and (m := re.search(r"\[(.*)\]\s*$", line))]
+    return [j for j in jobs if not any(j.target in p for p in params)]
+
+
+def check_selection(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> None:
+    """UserError if --select (with the sweep's markers) leaves a job without a test, or is
+    not an expression pytest takes: found before anything is built."""
+    cmd = collect_command(tree, jobs, opts)
+    try:
+        done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InfraError(f"collecting vmtests: {exc}") from None
+    output = done.stdout + done.stderr
+    what = f"--select {opts.select!r}" if opts.select else "the selection"
+    if done.returncode == PYTEST_USAGE_ERROR:
+        complaint = next((line for line in output.splitlines() if "ERROR" in line), "")
+        raise UserError(f"{what}: pytest refused it: {complaint.strip()}")
+    if done.returncode not in (0, PYTEST_NO_TESTS):
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        raise InfraError(f"collecting vmtests failed (pytest exit {done.returncode}): {tail}")
+    missing = unselected(done.stdout, jobs)
+    if missing:
+        raise UserError(f"{what} (sweep {opts.sweep}) selects no test for "
+                        f"{', '.join(j.target for j in missing)}; pass a -k expression "
+                        "naming tests of vmtests/, e.g. test_archive")
+
+
+def is_progress(line: str) -> bool:
+    return bool(_PROGRESS.match(line))
+
+
+def _pump(stream: IO[str], log: IO[str], label: str, say: Say) -> None:
+    for line in stream:
+        log.write(line)
+        log.flush()
+        if is_progress(line):
+            say(f"{label}: {line.rstrip()}")
+
+
+def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
+               timeout: float = SIDE_TIMEOUT) -> int:
+    """Run ``argv`` from the repo root, its output (stdout and stderr, merged: one pipe
+    cannot deadlock) into ``log``, progress lines to ``say``. Its own process group, so a
+    timeout or an interrupt ends pytest, make and QEMU together."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as sink:
+        proc = subprocess.Popen(tuple(argv), cwd=REPO_ROOT, env=env, text=True,
+                                errors="replace", stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        assert proc.stdout is not None
+        pump = threading.Thread(target=_pump, args=(proc.stdout, sink, label, say),
+                                daemon=True)
+        pump.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            say(f"{label}: no result after {timeout:.0f}s; stopping it")
+        finally:
+            _end_group(proc)
+            pump.join(timeout=60)
+    return proc.returncode
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """Kill what is left of the run's process group (a guest pytest did not stop, or all
+    of it after a timeout or an interrupt)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# --- what became of the side ------------------------------------------------------------------
+
+def build_dir(cache: Path, clone: Path, job: Job) -> Path | None:
+    """Where ensure_build puts this side's build: the key of the clone as it is checked out
+    now (its identity is the files' paths, sizes and mtimes). None if no key can be made
+    (the compiler is missing, no carried patch fits): then nothing was built either."""
+    try:
+        key = build_key(key_inputs(user_source(clone), arches.get(job.arch),
+                                   variants.get(job.variant), BuildOptions(cache_dir=cache)))
+    except SuiteError:
+        return None
+    return cache / "builds" / f"{job.target}-{key}"
+
+
+def _read_tests(junit: Path) -> dict[str, sides.TestCase]:
+    try:
+        return sides.parse_junit(junit.read_text(errors="replace"))
+    except (OSError, ValueError):
+        return {}
+
+
+def booted(results_json: Path, target: str) -> bool:
+    """results.json has the guest fixture's "boot" record for ``target``."""
+    try:
+        records = json.loads(results_json.read_text())["records"]
+        return any(r.get("kind") == "boot" and r.get("target") == target for r in records)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def side_status(build: Path | None, junit: Path, results_json: Path,
+                target: str) -> tuple[str, str]:
+    """(status, message) of one side from its files (module docstring has the rules)."""
+    tests = _read_tests(junit)
+    errors = [t for t in tests.values() if t.outcome == sides.ERROR]
+    first = errors[0].message if errors else ""
+    if build is None or not (build / "build.json").is_file():
+        if not errors or "PatchFailed" in first:
+            return sides.OK, ""
+        return sides.BUILD_FAILED, first
+    ran = [t for t in tests.values() if t.outcome != sides.SKIP]
+    if ran and len(errors) == len(ran) and not booted(results_json, target):
+        return sides.BOOT_FAILED, first
+    return sides.OK, ""
+
+
+@dataclass(frozen=True)
+class SideRun:
+    """One side of one job, done: what load_side reads."""
+
+    job: Job
+    status: str
+    message: str
+    paths: SidePaths
+    archive: Path | None  # the copies in paths.dir
+    config: Path | None
+
+    def load(self) -> sides.SideResult:
+        results = self.paths.results_json
+        return sides.load_side(self.job.arch, self.job.variant, status=self.status,
+                               message=self.message, junit=self.paths.junit,
+                               results_json=results if results.is_file() else None,
+                               archive=self.archive, config=self.config)
+
+
+def copy_outputs(build: Path | None, paths: SidePaths) -> tuple[Path | None, Path | None]:
+    """The build's archive and .config, copied next to the side's results."""
+    if build is None:
+        return None, None
+    archive, config = sides.build_outputs(build)
+    copies: list[Path | None] = []
+    for found, dest in ((archive, paths.archive), (config, paths.config)):
+        if found is not None:
+            shutil.copy2(found, dest)
+        copies.append(dest if found is not None else None)
+    return copies[0], copies[1]
+
+
+def run_side(clone: Path, side: str, job: Job, opts: SuiteOptions, out: Path,
+             say: Say) -> SideRun:
+    """Run the suite for one side of one job on the clone as it is checked out, then read
+    what it left. Call it with the side's commit checked out, and check out nothing else
+    until it returns: the build's key is the checkout's identity."""
+    paths = side_paths(out, side, job)
+    shutil.rmtree(paths.dir, ignore_errors=True)  # never read an earlier run's files
+    paths.dir.mkdir(parents=True)
+    label = f"{side} {job.target}"
+    say(f"{label}: running the suite, log {paths.log}")
+    rc = run_pytest(pytest_command(clone, job, opts, paths), paths.log, label, say)
+    build = build_dir(opts.cache_dir, clone, job)
+    status, message = side_status(build, paths.junit, paths.results_json, job.target)
+    archive, config = copy_outputs(build, paths)
+    say(f"{label}: {status} (pytest exit {rc})" + (f": {message[:200]}" if message else ""))
+    return SideRun(job, status, message, paths, archive, config)

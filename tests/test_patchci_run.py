@@ -1,0 +1,208 @@
+"""One side of one kheaders-ci job, without a VM: the pytest command lines, the selection
+check's parsing, the status decision on recorded JUnit and results files with a faked
+build directory, and the streaming runner on a tiny command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite.errors import UserError
+from kheaders_suite.patchci import run
+from kheaders_suite.patchci import side as sides
+from kheaders_suite.paths import REPO_ROOT
+from tests.test_source import fake_kernel
+
+X86_SYSFS = run.Job("x86_64", "sysfs")
+OPTS = run.SuiteOptions(cache_dir=Path("/c"), select="test_archive", python="/py")
+
+
+def test_the_pytest_command_of_one_side() -> None:
+    paths = run.side_paths(Path("/o"), "base", X86_SYSFS)
+    assert run.pytest_command(Path("/clone"), X86_SYSFS, OPTS, paths) == (
+        "/py", "-m", "pytest", f"{REPO_ROOT}/vmtests", "--kernel-src", "/clone",
+        "--arch", "x86_64", "-k", "x86_64-sysfs and (test_archive)", "-m", "not timing",
+        "--cache-dir", "/c", "--accel", "auto",
+        "--results-dir", "/o/base/x86_64-sysfs/results",
+        "--junitxml", "/o/base/x86_64-sysfs/junit.xml", "-p", "no:cacheprovider", "-n", "0")
+
+
+def test_a_sweep_runs_the_timing_tests_too() -> None:
+    opts = run.SuiteOptions(cache_dir=Path("/c"), sweep="reduced", accel="tcg", python="/py")
+    cmd = run.pytest_command(Path("/clone"), run.Job("arm64", "proc"), opts,
+                             run.side_paths(Path("/o"), "patched", run.Job("arm64", "proc")))
+    assert "not timing" not in cmd
+    assert cmd[cmd.index("--sweep") + 1] == "reduced"
+    assert cmd[cmd.index("-k") + 1] == "arm64-proc"
+    assert cmd[cmd.index("--accel") + 1] == "tcg"
+
+
+def test_the_collect_command_covers_every_job() -> None:
+    jobs = (X86_SYSFS, run.Job("x86_64", "proc"), run.Job("arm64", "sysfs"))
+    assert run.collect_command(Path("/t"), jobs, OPTS) == (
+        "/py", "-m", "pytest", f"{REPO_ROOT}/vmtests", "--kernel-src", "/t",
+        "--arch", "x86_64,arm64",
+        "-k", "(x86_64-sysfs or x86_64-proc or arm64-sysfs) and (test_archive)",
+        "-m", "not timing", "--cache-dir", "/c", "--collect-only", "-q", "--no-header",
+        "-p", "no:cacheprovider", "-n", "0")
+
+
+COLLECTED = """\
+vmtests/test_archive.py::test_mode_0444_root_owned[x86_64-sysfs]
+vmtests/test_matches_build.py::test_archive_check[x86_64-sysfs-member_list]
+vmtests/test_matches_build.py::test_archive_check[x86_64-proc-identity]
+
+3/88 tests collected (85 deselected) in 0.16s
+"""
+
+
+def test_jobs_the_selection_leaves_without_a_test() -> None:
+    jobs = (X86_SYSFS, run.Job("x86_64", "proc"), run.Job("x86_64", "module"))
+    assert run.unselected(COLLECTED, jobs) == [run.Job("x86_64", "module")]
+    assert run.unselected("no tests collected\n", jobs[:1]) == [X86_SYSFS]
+
+
+def test_jobs_asked_for() -> None:
+    assert run.jobs_for("x86_64", "sysfs,proc") == (X86_SYSFS, run.Job("x86_64", "proc"))
+    every = run.jobs_for("all", "all")
+    assert len(every) == 8
+    assert every[0] == X86_SYSFS
+    with pytest.raises(UserError, match=r"^--arch 'riscv': unknown architecture; "
+                                        r"choose from x86_64, arm64$"):
+        run.jobs_for("riscv", "all")
+    with pytest.raises(UserError, match=r"^--variant 'sys': unknown variant; choose from "
+                                        r"sysfs, module, proc, debugfs$"):
+        run.jobs_for("all", "sysfs, sys")
+
+
+def test_progress_lines() -> None:
+    assert run.is_progress("[kheaders] x86_64-sysfs: make 1200/1900 steps\n")
+    assert run.is_progress("===== 1 failed, 11 passed, 76 deselected in 300.12s =====")
+    assert not run.is_progress("vmtests/test_archive.py::test_x PASSED")
+    assert not run.is_progress("E   assert 1 == 2")
+
+
+# --- the side's status ------------------------------------------------------------------------
+
+def junit(*cases: str) -> str:
+    return ('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">'
+            + "".join(cases) + "</testsuite></testsuites>")
+
+
+def case(name: str, inner: str = "") -> str:
+    return f'<testcase classname="vmtests.test_archive" name="{name}[x86_64-sysfs]">' \
+           f"{inner}</testcase>"
+
+
+BUILD_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.BuildFailed: ' \
+              'x86_64-sysfs: make failed (exit 2)&quot;">build.py: BuildFailed</error>'
+VM_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.VMLost: ' \
+           'no SSH after 300 s&quot;">vm.py: VMLost</error>'
+PATCH_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.PatchFailed: ' \
+              'carried patch proc/6.1-6.16/0001.patch does not apply&quot;">x</error>'
+SKIPPED = '<skipped message="native only">x</skipped>'
+FAILED = '<failure message="AssertionError: members differ">x</failure>'
+
+
+def side_files(tmp: Path, cases: tuple[str, ...] | None,
+               booted: bool = False) -> tuple[Path, Path]:
+    """junit.xml (None: pytest wrote none) and results.json (a boot record if booted)."""
+    junit_path, results = tmp / "junit.xml", tmp / "results" / "results.json"
+    if cases is not None:
+        junit_path.write_text(junit(*cases))
+    results.parent.mkdir()
+    records = [{"kind": "boot", "target": "x86_64-sysfs", "seconds": 20.0}] if booted else []
+    results.write_text(json.dumps({"meta": {}, "records": records}))
+    return junit_path, results
+
+
+def fake_build(cache: Path) -> Path:
+    """builds/<arch>-<variant>-<key>/ as ensure_build leaves it: build.json, archive, config."""
+    out = cache / "builds" / "x86_64-sysfs-0123456789abcdef0123"
+    out.mkdir(parents=True)
+    (out / "kheaders_data.tar.xz").write_bytes(b"not really xz")
+    (out / "config").write_text("CONFIG_IKHEADERS=y\n")
+    (out / "build.json").write_text(json.dumps({"archive": str(out / "kheaders_data.tar.xz"),
+                                                "config": str(out / "config")}))
+    return out
+
+
+@pytest.mark.parametrize(("built", "cases", "booted", "expected"), [
+    # no build, and the tests ERRORed on it: the build failed
+    (None, (case("a", BUILD_ERROR), case("b", BUILD_ERROR)), False,
+     (sides.BUILD_FAILED, 'failed on setup with "kheaders_suite.errors.BuildFailed: '
+                          'x86_64-sysfs: make failed (exit 2)"')),
+    # built, every test that ran ERRORed, no boot record: the boot failed
+    (True, (case("a", VM_ERROR), case("b", VM_ERROR), case("c", SKIPPED)), False,
+     (sides.BOOT_FAILED, 'failed on setup with "kheaders_suite.errors.VMLost: '
+                         'no SSH after 300 s"')),
+    # the guest came up (boot record), then the tests ERRORed: ok, the ERRORs are the finding
+    (True, (case("a", VM_ERROR),), True, (sides.OK, "")),
+    (True, (case("a"), case("b", FAILED)), True, (sides.OK, "")),
+    # a carried variant patch that does not fit: the suite's fault, never the series' build
+    (False, (case("a", PATCH_ERROR),), False, (sides.OK, "")),
+    # pytest left no JUnit file: nothing to say here (the loader makes it "no-results")
+    (False, None, False, (sides.OK, "")),
+])
+def test_side_status(tmp_path: Path, built: bool | None, cases: tuple[str, ...] | None,
+                     booted: bool, expected: tuple[str, str]) -> None:
+    """``built`` None: no key could be made (build_dir gave None)."""
+    build = fake_build(tmp_path / "cache") if built else (
+        None if built is None else tmp_path / "cache/builds/none")
+    junit_path, results = side_files(tmp_path, cases, booted)
+    assert run.side_status(build, junit_path, results, "x86_64-sysfs") == expected
+
+
+def test_a_side_is_read_from_its_own_copies(tmp_path: Path) -> None:
+    build = fake_build(tmp_path / "cache")
+    paths = run.side_paths(tmp_path / "out", "base", X86_SYSFS)
+    paths.dir.mkdir(parents=True)
+    archive, config = run.copy_outputs(build, paths)
+    assert (archive, config) == (paths.archive, paths.config)
+    shutil.rmtree(build)  # a later build of the key may replace the cache's files
+    assert paths.archive.read_bytes() == b"not really xz"
+    loaded = run.SideRun(X86_SYSFS, sides.OK, "", paths, archive, config).load()
+    assert loaded.status == sides.NO_RESULTS  # pytest wrote no junit.xml here
+    assert (loaded.archive, loaded.config) == (paths.archive, paths.config)
+    assert run.copy_outputs(None, paths) == (None, None)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="the build key names the compiler")
+def test_the_build_dir_follows_the_checkout(tmp_path: Path) -> None:
+    """The key is the clone's identity as checked out: a file a checkout rewrites (a new
+    mtime) moves it, so each side finds its own build."""
+    tree = fake_kernel(tmp_path / "linux", "6.12.0")
+    first = run.build_dir(tmp_path / "cache", tree, X86_SYSFS)
+    assert first is not None
+    assert first.parent == tmp_path / "cache" / "builds"
+    assert first.name.startswith("x86_64-sysfs-")
+    assert run.build_dir(tmp_path / "cache", tree, X86_SYSFS) == first
+    os.utime(tree / "Kconfig", ns=(1, 1))
+    assert run.build_dir(tmp_path / "cache", tree, X86_SYSFS) != first
+    assert run.build_dir(tmp_path / "cache", tmp_path / "nothing", X86_SYSFS) is None
+
+
+# --- the runner -------------------------------------------------------------------------------
+
+def test_the_run_goes_to_its_log_and_progress_to_say(tmp_path: Path) -> None:
+    said: list[str] = []
+    script = ("import sys; print('[kheaders] x86_64-sysfs: building'); print('noise'); "
+              "print('to stderr', file=sys.stderr); sys.exit(3)")
+    rc = run.run_pytest((sys.executable, "-c", script), tmp_path / "p.log", "base x", said.append)
+    assert rc == 3
+    assert (tmp_path / "p.log").read_text().splitlines() == [
+        "[kheaders] x86_64-sysfs: building", "noise", "to stderr"]
+    assert said == ["base x: [kheaders] x86_64-sysfs: building"]
+
+
+def test_a_run_past_its_deadline_is_stopped(tmp_path: Path) -> None:
+    said: list[str] = []
+    rc = run.run_pytest((sys.executable, "-c", "import time; time.sleep(60)"),
+                        tmp_path / "p.log", "base x", said.append, timeout=0.5)
+    assert rc < 0
+    assert said == ["base x: no result after 0s; stopping it"]
