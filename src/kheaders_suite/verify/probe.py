@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from kheaders_suite.verify.layout import Field, StructLayout
 
 TAG = "@@kh"
-# Members present from 6.1 to 6.12 and not bitfields (page.index became __folio_index in
-# 6.16; file.f_count became f_ref in 6.13, so it is not listed).
+# Members present from 6.1 to 7.3 and not bitfields (page.index became __folio_index in
+# 6.16 and file.f_count f_ref in 6.13, so neither is listed; a member that is renamed away is
+# a compile error of the probe, so this list is checked against every supported kernel).
 DEFAULT_STRUCTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("task_struct", ("__state", "stack", "flags", "prio", "mm", "active_mm", "pid", "tgid",
                      "real_parent", "parent", "children", "group_leader", "comm", "cred",
@@ -51,7 +52,7 @@ DEFAULT_STRUCTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dentry", ("d_flags", "d_parent", "d_name", "d_inode", "d_op", "d_sb", "d_fsdata")),
     ("cred", ("usage", "uid", "gid", "euid", "egid", "fsuid", "securebits", "cap_effective",
               "user_ns")),
-    ("page", ("flags", "lru", "mapping", "index", "private", "_refcount")),
+    ("page", ("flags", "lru", "mapping", "private", "_refcount")),
 )
 DEFAULT_HEADERS = ("linux/sched.h", "linux/mm_types.h", "linux/fs.h", "linux/dcache.h",
                    "linux/cred.h", "linux/skbuff.h", "net/sock.h")
