@@ -175,7 +175,7 @@ def test_probe_source_shape() -> None:
         probe_source([("sock", ["a; evil()"])])
     with pytest.raises(ValueError, match="not a struct name"):
         probe_source([("sock x", [])])
-    assert sum(len(m) for _, m in DEFAULT_STRUCTS) == 112
+    assert sum(len(m) for _, m in DEFAULT_STRUCTS) == 111
 
 
 def test_bcc_flags_and_command() -> None:
