@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -181,8 +182,12 @@ def run_sides(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions
     for side, sha in zip(SIDES, (prepared.base, prepared.patched), strict=True):
         clones.checkout(prepared.clone, sha)
         say(f"{side}: {sha[:12]} checked out in {prepared.clone}")
-        done[side] = {job: run_side(prepared.clone, side, job, opts, out, say)
-                      for job in jobs}
+        done[side] = {}
+        for job in jobs:
+            start = time.monotonic()
+            done[side][job] = run_side(prepared.clone, side, job, opts, out, say)
+            say(f"{side} {job.target}: {done[side][job].status} after "
+                f"{time.monotonic() - start:.0f}s")
     return done
 
 
