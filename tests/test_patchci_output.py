@@ -79,7 +79,9 @@ def test_job_document_is_versioned_json_that_reads_back(tmp_path: Path) -> None:
     assert set(doc) == {"schema_version", "kind", "run", "verdict", "exit_status", "jobs",
                         "divergences"}
     (job,) = doc["jobs"]
-    assert set(job) == set(document.JobDoc.__required_keys__)
+    # the writer writes every key, those added within version 1 (optional to readers) too
+    assert set(job) == document.JobDoc.__required_keys__ | document.JobDoc.__optional_keys__
+    assert "layouts" in document.JobDoc.__optional_keys__
     assert (doc["verdict"], doc["exit_status"], job["target"]) == ("regression", 1,
                                                                    "x86_64-sysfs")
     assert job["base"]["tests"][IDENTITY] == {"outcome": "pass", "message": ""}
@@ -117,9 +119,11 @@ def test_markdown_table_first_then_details(tmp_path: Path) -> None:
     assert "| x86_64 | regression | clean |" in head
     assert "| arm64 | regression | base-broken |" in head
     got = sections(md)
-    assert list(got) == ["Regressions", "Fixes", "Archive changes", "CONFIG_ changes",
-                         "Timing regressions", "Arch divergence", "New and removed tests",
-                         "Infrastructure errors", "Base broken"]
+    assert list(got) == ["Regressions", "Fixes", "Archive changes", "Structure layouts",
+                         "CONFIG_ changes", "Timing regressions", "Arch divergence",
+                         "New and removed tests", "Infrastructure errors", "Base broken"]
+    # the synthetic archives are no kernel's: the layout probe cannot measure them, a note
+    assert "- note: " in got["Structure layouts"]
     assert f"`{IDENTITY}` (pass -> fail): AssertionError: archive lacks arch/x86/include/" \
            "asm/page.h" in got["Regressions"]
     assert MEMBER_LIST not in got["Regressions"]

@@ -12,10 +12,13 @@ then per job (the report side):
     side.load_side(...)          x2  -> SideResult   JUnit XML, results.json, archive, .config
     compare.compare_job(b, p)        -> JobReport    regressions, fixes, infra errors, archive,
                                                      CONFIG_, timing; the job's verdict
+      layouts.compare_archives(...)  -> LayoutDiff   structure layouts that moved (the layout
+                                                     probe, gcc -S against each archive)
     document.job_report(job, run)    -> ReportDoc    the JSON document (schema_version 1)
     render.write_outputs(dir, doc)                   report.json, report.md, kcidb.json
 
 and kheaders-ci-merge (merge.py) joins the jobs' report.json files into one report, adding
 what spans jobs (arch divergence) and the overall verdict. Everything here but the file
-reading in side.py, compare_job's archive/.config reads and the writers is pure.
+reading in side.py, compare_job's archive/.config reads, the probe compiles in layouts.py
+and the writers is pure.
 """

@@ -15,7 +15,8 @@ Who is blamed (the rules, in the order they apply):
   panic of the new kernel from a lost TCG guest (errors.VMLost), so a human reads the
   console tail the message carries.
 - fix (base FAIL, patched PASS), new and removed tests, and SKIP in any position are shown
-  but change no verdict.
+  but change no verdict; so are archive, CONFIG_ and structure layout changes (layouts.py),
+  which are measured whenever both archives are readable and differ, broken base or not.
 
 A job's verdict is the first that applies of base-broken, regression, infra-error, clean.
 The report's is regression if any job regressed (a real finding is not hidden by a broken
@@ -30,6 +31,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kheaders_suite.errors import UserError
 from kheaders_suite.patchci.archive import (
     ArchiveDiff,
     ConfigChange,
@@ -37,6 +39,7 @@ from kheaders_suite.patchci.archive import (
     diff_configs,
     read_archive_file,
 )
+from kheaders_suite.patchci.layouts import PROBE, LayoutDiff, Probe, compare_archives, toolchain
 from kheaders_suite.patchci.side import (
     BOOT_FAILED,
     BUILD_FAILED,
@@ -92,6 +95,7 @@ class JobReport:
     config: tuple[ConfigChange, ...]
     timing: tuple[timing_compare.Verdict, ...]  # every point; regressed: status REGRESSED
     timing_notes: tuple[str, ...]
+    layouts: LayoutDiff | None = None  # None: not measured (see compare_job)
 
     @property
     def arch(self) -> str:
@@ -203,8 +207,25 @@ def job_verdict(base_problems: Sequence[Finding], regressions: Sequence[Finding]
     return INFRA_ERROR if infra else CLEAN
 
 
-def compare_job(base: SideResult, patched: SideResult) -> JobReport:
-    """The whole comparison of one arch x variant (reads the two archives and .configs)."""
+def _layouts(base: SideResult, patched: SideResult, archive: ArchiveDiff | None,
+             probe: Probe | None) -> LayoutDiff | None:
+    """Structure layouts of the two archives; None when there is nothing to measure: a side
+    has no readable archive, or both hold the same headers (which give the same layouts)."""
+    if probe is None or archive is None or archive.unchanged:
+        return None
+    if base.archive is None or patched.archive is None:  # archive is None then; for mypy
+        return None
+    try:
+        cc, srcarch = toolchain(base.arch)
+    except UserError as exc:
+        return LayoutDiff("", notes=(f"structure layouts not measured: {exc}",))
+    return compare_archives(base.archive, patched.archive, cc, srcarch, probe)
+
+
+def compare_job(base: SideResult, patched: SideResult,
+                layout_probe: Probe | None = PROBE) -> JobReport:
+    """The whole comparison of one arch x variant (reads the two archives and .configs, and
+    compiles the layout probe against both archives; ``layout_probe`` None skips that)."""
     if (base.arch, base.variant) != (patched.arch, patched.variant):
         raise ValueError(f"base is {base.target}, patched is {patched.target}: "
                          "a job compares one arch x variant")
@@ -226,7 +247,8 @@ def compare_job(base: SideResult, patched: SideResult) -> JobReport:
     return JobReport(
         base, patched, job_verdict(broken, regressions, timing, infra), tuple(broken),
         tuple(regressions), changes.fixes, changes.new, changes.removed, tuple(infra),
-        archive, tuple(config), tuple(timing), tuple(notes))
+        archive, tuple(config), tuple(timing), tuple(notes),
+        _layouts(base, patched, archive, layout_probe))
 
 
 def report_verdict(verdicts: Iterable[str]) -> str:

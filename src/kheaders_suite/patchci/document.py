@@ -17,6 +17,14 @@ renames or removes a key, or changes its meaning, bumps it):
       archive   null (a side had none) or {base_bytes, patched_bytes, base_members,
                 patched_members, added, removed, changed [names],
                 diffs [{name, lines, omitted}], base_release, patched_release}
+      layouts   null (not measured: a side had no readable archive, or both archives hold
+                the same headers) or {cc, structs (measured on both sides), notes [str],
+                changes [{name, base_size, patched_size, why,
+                          members [{path, base_offset, patched_offset, base_size,
+                                    patched_size, why}]}]}
+                (patchci.layouts: bytes; null on a side that did not measure the struct or
+                member, "why" the compiler's reason). Information only, no verdict. Added
+                within version 1: a document without it reads as null.
       config_changes  [{symbol, base, patched}]   (null: not in that .config)
       timing    {notes [str], points [{key, status, base, patched, change, speed, line}]}
                 (base/patched: {count, median, min, max} or null; status as kheaders-compare)
@@ -39,6 +47,7 @@ from kheaders_suite.patchci.compare import (
     divergences,
     report_verdict,
 )
+from kheaders_suite.patchci.layouts import LayoutDiff
 from kheaders_suite.patchci.side import SideResult
 from kheaders_suite.timing.compare import Verdict
 from kheaders_suite.timing.stats import Summary
@@ -115,6 +124,30 @@ class ArchiveDoc(TypedDict):
     patched_release: str | None
 
 
+class MemberChangeDoc(TypedDict):
+    path: str
+    base_offset: int | None
+    patched_offset: int | None
+    base_size: int | None
+    patched_size: int | None
+    why: str
+
+
+class StructChangeDoc(TypedDict):
+    name: str
+    base_size: int | None
+    patched_size: int | None
+    why: str
+    members: list[MemberChangeDoc]
+
+
+class LayoutsDoc(TypedDict):
+    cc: str
+    structs: int
+    changes: list[StructChangeDoc]
+    notes: list[str]
+
+
 class ConfigChangeDoc(TypedDict):
     symbol: str
     base: str | None
@@ -143,7 +176,15 @@ class TimingDoc(TypedDict):
     points: list[TimingPointDoc]
 
 
-class JobDoc(TypedDict):
+class _JobAdditions(TypedDict, total=False):
+    """Keys added within schema version 1: a reader takes a missing one as null. (A base
+    class because NotRequired[] is not honoured under ``from __future__ import annotations``
+    before Python 3.12.)"""
+
+    layouts: LayoutsDoc | None
+
+
+class JobDoc(_JobAdditions):
     target: str
     arch: str
     variant: str
@@ -205,6 +246,16 @@ def _archive(diff: ArchiveDiff | None) -> ArchiveDoc | None:
     return cast(ArchiveDoc, doc)
 
 
+def _layouts(diff: LayoutDiff | None) -> LayoutsDoc | None:
+    if diff is None:
+        return None
+    changes = [StructChangeDoc(name=c.name, base_size=c.base_size, patched_size=c.patched_size,
+                               why=c.why,
+                               members=[cast(MemberChangeDoc, asdict(m)) for m in c.members])
+               for c in diff.changes]
+    return LayoutsDoc(cc=diff.cc, structs=diff.structs, changes=changes, notes=list(diff.notes))
+
+
 def _summary(s: Summary | None) -> SummaryDoc | None:
     return None if s is None else SummaryDoc(count=s.count, median=s.median, min=s.min,
                                              max=s.max)
@@ -224,7 +275,7 @@ def job_doc(job: JobReport) -> JobDoc:
         regressions=_findings(job.regressions), fixes=_findings(job.fixes),
         new=_findings(job.new), removed=_findings(job.removed),
         infra_errors=_findings(job.infra), base_problems=_findings(job.base_problems),
-        archive=_archive(job.archive),
+        archive=_archive(job.archive), layouts=_layouts(job.layouts),
         config_changes=[cast(ConfigChangeDoc, asdict(c)) for c in job.config],
         timing=TimingDoc(notes=list(job.timing_notes),
                          points=[_timing_point(v) for v in job.timing]))
@@ -294,4 +345,6 @@ def check_report(obj: Any) -> ReportDoc:
                              f"{', '.join(VERDICTS)}")
         for side in SIDES:
             _require(job[side], SideDoc.__required_keys__, f"jobs[{i}].{side}")
+        if job.get("layouts") is not None:
+            _require(job["layouts"], LayoutsDoc.__required_keys__, f"jobs[{i}].layouts")
     return cast(ReportDoc, doc)

@@ -1,9 +1,10 @@
 """The report for people: Markdown fit for a mailing-list reply and a CI step summary.
 
 First the verdict and a table arch x variant, so the answer is on the first screen; then the
-details a maintainer acts on, most important first: regressions, archive and CONFIG_ changes,
-timing regressions, arch divergence, and last what is not blamed on the series (infra
-errors, a broken base). Plain text where possible: it is read in mail clients too.
+details a maintainer acts on, most important first: regressions, archive changes, structure
+layouts that moved, CONFIG_ changes, timing regressions, arch divergence, and last what is not
+blamed on the series (infra errors, a broken base). Plain text where possible: it is read in
+mail clients too.
 ``write_outputs`` writes every file of a report: JSON, Markdown and KCIDB.
 """
 
@@ -19,7 +20,9 @@ from kheaders_suite.patchci.document import (
     ArchiveDoc,
     FindingDoc,
     JobDoc,
+    MemberChangeDoc,
     ReportDoc,
+    StructChangeDoc,
     side_of,
 )
 from kheaders_suite.patchci.kcidb import kcidb_document
@@ -78,6 +81,45 @@ def _archive(job: JobDoc) -> list[str]:
     return _archive_lines(a)
 
 
+def _struct_line(c: StructChangeDoc) -> str:
+    """"- `struct task_struct`: 104 -> 112 bytes (+8)"; one side missing: gone or new."""
+    old, new = c["base_size"], c["patched_size"]
+    why = f" ({c['why']})" if c["why"] else ""
+    if old is None:
+        return f"- `struct {c['name']}`: new in patched, {new} bytes{why}"
+    if new is None:
+        return f"- `struct {c['name']}`: gone from patched (was {old} bytes){why}"
+    size = f"{old} -> {new} bytes ({new - old:+})" if old != new else f"{old} bytes"
+    return f"- `struct {c['name']}`: {size}"
+
+
+def _member_line(m: MemberChangeDoc) -> str:
+    """"  - `pid`: offset 40 -> 48, size 4 -> 8"; one side missing: gone or new."""
+    why = f" ({m['why']})" if m["why"] else ""
+    if m["base_offset"] is None:
+        return f"  - `{m['path']}`: new in patched at offset {m['patched_offset']}, " \
+               f"size {m['patched_size']}{why}"
+    if m["patched_offset"] is None:
+        return f"  - `{m['path']}`: gone from patched (was offset {m['base_offset']}, " \
+               f"size {m['base_size']}){why}"
+    moves = [f"{what} {a} -> {b}" for what, a, b in
+             (("offset", m["base_offset"], m["patched_offset"]),
+              ("size", m["base_size"], m["patched_size"])) if a != b]
+    return f"  - `{m['path']}`: {', '.join(moves)}"
+
+
+def _layouts(job: JobDoc) -> list[str]:
+    """Only what moved and the notes; nothing for layouts that did not change (or for a
+    document written before the key existed)."""
+    doc = job.get("layouts")
+    if doc is None:
+        return []
+    lines = []
+    for change in doc["changes"]:
+        lines += [_struct_line(change), *(_member_line(m) for m in change["members"])]
+    return lines + [f"- note: {note}" for note in doc["notes"]]
+
+
 def _config(job: JobDoc) -> list[str]:
     return [f"- {c['symbol']}: {c['base'] or 'absent'} -> {c['patched'] or 'absent'}"
             for c in job["config_changes"]]
@@ -107,6 +149,9 @@ FINDINGS = (
             "PASS on base, FAIL patched; or the series broke the build."),
     Section("Fixes", lambda j: [_finding(f) for f in j["fixes"]]),
     Section("Archive changes", _archive),
+    Section("Structure layouts", _layouts,
+            "Sizes and member offsets in bytes, base -> patched, of the structures the layout "
+            "probe measures (gcc -S against each archive). Information: no verdict."),
     Section("CONFIG_ changes", _config),
     Section("Timing regressions", _timing,
             "Points slower beyond the samples' noise (kheaders-compare's rule)."),
