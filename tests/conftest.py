@@ -21,12 +21,9 @@ import pytest
 from kheaders_suite import arches
 from kheaders_suite.arches import Arch
 from kheaders_suite.build import KernelBuild, build_key
-from kheaders_suite.verify.synthetic import (
-    SyntheticBuild,
-    make_synthetic_build,
-    staged_members,
-    write_archive,
-)
+from kheaders_suite.verify.archive import read_archive
+from tests.synthetic.build import SyntheticBuild, make_synthetic_build
+from tests.synthetic.tarball import write_archive
 
 BROKEN_ORIGIN = "poisoned cache: a tree whose gen_kheaders.sh drops arch/$SRCARCH/include/"
 BROKEN_KEY = build_key({"tree": BROKEN_ORIGIN})
@@ -46,8 +43,7 @@ def write_broken_build(cache: Path, arch: Arch, tree: SyntheticBuild) -> KernelB
     """builds/<arch>-sysfs-<key>/ as ensure_build leaves it, but the archive has no arch/."""
     out = cache / "builds" / f"{arch.name}-sysfs-{BROKEN_KEY}"
     out.mkdir(parents=True)
-    members = staged_members(tree.source_dir, tree.objtree_headers, tree.srcarch,
-                             tree.version, tree.mtime)
+    members = read_archive(tree.archive).members
     archive = out / "kheaders_data.tar.xz"
     archive.write_bytes(write_archive(m for m in members if m.name.split("/")[0] != "arch"))
     (out / "config").write_text(tree.dot_config)

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.verify.btf import BtfError, parse_btf
-from kheaders_suite.verify.btfgen import BtfBuilder, BtfMember
 from kheaders_suite.verify.layout import Field, StructLayout, compare_layouts, resolve
 from kheaders_suite.verify.probe import (
     DEFAULT_STRUCTS,
@@ -26,6 +25,7 @@ from kheaders_suite.verify.probe import (
     probe_command,
     probe_source,
 )
+from tests.synthetic.btfgen import BtfBuilder, BtfMember
 
 TYPEDEF, CONST, VOLATILE = 8, 10, 9
 PROBE_ROOT = Path(__file__).parent / "data/verify/probe"

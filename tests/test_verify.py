@@ -1,4 +1,9 @@
-"""The host-side archive verifier against synthetic builds and the tamper catalogue (no VM)."""
+"""The host-side archive verifier against synthetic builds and the tamper catalogue (no VM).
+
+The synthetic builds' archives are made by the kernel's own rules (tests/synthetic/kbuild.py:
+the vendored kernel/Makefile excerpt and gen_kheaders.sh of 6.12 and 7.3, run by make), so a
+good build passing every check is the verifier agreeing with the kernel, not with itself.
+"""
 
 from __future__ import annotations
 
@@ -25,16 +30,15 @@ from kheaders_suite.verify import (
     same_bytes,
 )
 from kheaders_suite.verify.archive import Member
+from kheaders_suite.verify.btf import parse_btf
 from kheaders_suite.verify.generated import autoconf_defines
+from kheaders_suite.verify.layout import StructLayout
 from kheaders_suite.verify.metadata import first_difference, tar_sort_key
+from kheaders_suite.verify.probe import bcc_include_flags
 from kheaders_suite.verify.strip import PERL_ONE_LINER, strip_comments, strip_comments_regex
-from kheaders_suite.verify.synthetic import (
-    SyntheticBuild,
-    make_synthetic_build,
-    write_archive,
-    write_tar,
-)
-from kheaders_suite.verify.tamper import CATALOGUE, Outcome, outcomes, run_catalogue, run_checks
+from tests.synthetic.build import VERSIONS, SyntheticBuild, make_synthetic_build
+from tests.synthetic.tamper import CATALOGUE, Outcome, outcomes, run_catalogue, run_checks
+from tests.synthetic.tarball import write_archive, write_tar
 
 SYNTHETIC_MEMBERS = {
     "arch/x86/include/asm/page.h",
@@ -49,9 +53,19 @@ SYNTHETIC_MEMBERS = {
     "include/linux/kconfig.h",
     "include/linux/sched.h",
     "include/linux/sched/signal.h",
+    "include/linux/stddef.h",
     "include/linux/types.h",
+    "include/net/sock.h",
     "include/uapi/linux/input-event-codes.h",
 }
+# Every entry by name: dropping or renaming one must fail test_catalogue_is_pinned.
+PINNED_CATALOGUE = (
+    "missing_member", "extra_member", "non_header_member", "utsversion_since_6_14",
+    "changed_byte", "comments_kept", "symlink_retargeted", "stale_source_shadow",
+    "config_changed", "wrong_release", "owner_not_root", "mode_not_normalized",
+    "mtime_varies", "unsorted_names", "unsafe_name", "truncated_xz", "not_xz",
+    "guest_short_read", "guest_bit_flip", "probe_layout_changed", "btf_layout_changed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +78,59 @@ def caught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     return {o.tamper.name: o for o in outcomes(tmp_path_factory.mktemp("tamper"))}
 
 
-def test_good_build_passes_every_check(good: SyntheticBuild) -> None:
-    results = run_checks(good)
+@pytest.mark.parametrize("version", VERSIONS, ids=str)
+def test_good_build_passes_every_check(version: KernelVersion, tmp_path: Path) -> None:
+    """The kernel's own rules packed the archive and gcc measured the probe: every check
+    must agree with them, for the script before the 6.17 rewrite and after it."""
+    build = make_synthetic_build(tmp_path, version)
+    results = run_checks(build)
     assert [r.name for r in results] == ["identity", "member_list", "content", "config",
                                          "release", "metadata", "layouts"]
     for result in results:
         result.require()
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=str)
+def test_good_archive_follows_the_version(version: KernelVersion, tmp_path: Path) -> None:
+    """Both object trees hold utsversion.h: 6.12's script packs it, 7.3's rules leave it out
+    (41e86fe7ebe9); the rest is the same 16 headers."""
+    names = read_archive(make_synthetic_build(tmp_path, version).archive).names()
+    utsversion = "include/generated/utsversion.h"
+    assert names == (SYNTHETIC_MEMBERS if version < KernelVersion(6, 14)
+                     else SYNTHETIC_MEMBERS - {utsversion})
+
+
+def _fields(layouts: dict[str, StructLayout], name: str) -> tuple[int, dict[str, tuple[int, ...]]]:
+    layout = layouts[name]
+    return layout.size, {m: (f.bit_offset, f.size or 0, f.bitfield_size)
+                         for m, f in layout.members.items()}
+
+
+@pytest.mark.skipif(shutil.which("pahole") is None, reason="pahole not installed")
+def test_synthetic_btf_is_what_pahole_encodes(good: SyntheticBuild, tmp_path: Path) -> None:
+    """The kernel's side of the layout check is written by hand (probe.synthetic_btf): pahole,
+    encoding the DWARF of the archive's headers as a DEBUG_INFO_BTF build does, must agree."""
+    root, obj, btf = tmp_path / "kheaders", tmp_path / "structs.o", tmp_path / "structs.btf"
+    root.mkdir()
+    (tmp_path / "a.tar.xz").write_bytes(good.archive)
+    subprocess.run(("tar", "-xJf", str(tmp_path / "a.tar.xz"), "-C", str(root)), check=True,
+                   timeout=60)
+    source = tmp_path / "structs.c"
+    source.write_text("#include <linux/sched.h>\n#include <net/sock.h>\n"
+                      "struct task_struct t; struct sock s;\n")
+    subprocess.run(("gcc", *bcc_include_flags(str(root), good.srcarch), "-g", "-c", "-o",
+                    str(obj), str(source)), check=True, timeout=60)
+    subprocess.run(("pahole", f"--btf_encode_detached={btf}", str(obj)), check=True,
+                   timeout=60, capture_output=True)
+    encoded, written = parse_btf(btf.read_bytes()), parse_btf(good.btf)
+    for name in ("task_struct", "sock", "sock_common"):
+        assert _fields(written, name) == _fields(encoded, name), name
+
+
+def test_repacking_the_kernels_archive_changes_nothing(good: SyntheticBuild) -> None:
+    """Tampers re-pack the good archive's members with tarball.py: for unchanged members that
+    gives back GNU tar's and xz's bytes, so a tamper differs only where it means to."""
+    assert write_archive(read_archive(good.archive).members) == good.archive
 
 
 # -- comment stripping -----------------------------------------------------------------------
@@ -184,7 +245,7 @@ def test_member_list_reads_both_namings(good: SyntheticBuild, prefix: str,
                if m.name and (with_dirs or m.kind != "dir")]
     result = member_list(write_archive(members), SYNTHETIC_MEMBERS)
     result.require()
-    assert result.summary == "14 members, 14 required: lists agree"
+    assert result.summary == "16 members, 16 required: lists agree"
 
 
 def test_member_list_optional_utsversion(good: SyntheticBuild) -> None:
@@ -369,12 +430,17 @@ def test_render_limits_details() -> None:
 
 # -- the tamper catalogue --------------------------------------------------------------------
 
-def test_catalogue_is_complete() -> None:
-    names = [t.name for t in CATALOGUE]
-    assert len(names) >= 12
-    assert len(set(names)) == len(names)
+def test_catalogue_is_pinned() -> None:
+    """Removing, renaming or adding an entry is a decision this list has to record."""
+    assert tuple(t.name for t in CATALOGUE) == PINNED_CATALOGUE
     assert {t.caught_by for t in CATALOGUE} == {"identity", "member_list", "content", "config",
                                                 "release", "metadata", "layouts"}
+
+
+@pytest.mark.parametrize("name", ["probe_layout_changed", "btf_layout_changed"])
+def test_layout_tampers_only_the_probe_sees(caught: dict[str, Outcome], name: str) -> None:
+    """Archive, trees and kernel are each consistent: only gcc's layout against BTF differs."""
+    assert [r.name for r in caught[name].failing] == ["layouts"]
 
 
 @pytest.mark.parametrize("name", [t.name for t in CATALOGUE])
@@ -407,7 +473,7 @@ def test_stale_shadow_report_names_the_member(caught: dict[str, Outcome]) -> Non
 
 def test_member_mtime_and_owner_render(caught: dict[str, Outcome]) -> None:
     text = caught["owner_not_root"].report()
-    assert text.startswith("[FAIL] metadata: 1 problem (owner) in 35 members")
+    assert text.startswith("[FAIL] metadata: 1 problem (owner) in 38 members")
 
 
 def test_kernel_build_record(good: SyntheticBuild) -> None:

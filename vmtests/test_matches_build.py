@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite import cflags
-from kheaders_suite.build import KernelBuild
+from kheaders_suite.build import BUILD_TIMESTAMP, KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.plugin import archive_present
 from kheaders_suite.report import Recorder
@@ -27,7 +27,7 @@ from kheaders_suite.verify import (
     probe_source,
     read_archive,
 )
-from kheaders_suite.verify.synthetic import epoch
+from kheaders_suite.verify.metadata import timestamp_epoch
 
 GUEST_ROOT = "/tmp/kheaders"
 Results = dict[str, CheckResult]
@@ -44,7 +44,8 @@ def guest_archive(guest: Guest, kernel_build: KernelBuild) -> bytes:
 def archive_results(guest: Guest, guest_archive: bytes, kernel_build: KernelBuild,
                     recorder: Recorder) -> Results:
     uname_r = guest.run(("uname", "-r"), check=True).stdout.strip()
-    results = check_archive(guest_archive, kernel_build, uname_r, mtime=epoch())
+    results = check_archive(guest_archive, kernel_build, uname_r,
+                            mtime=timestamp_epoch(BUILD_TIMESTAMP))
     target = f"{kernel_build.arch}-{kernel_build.variant}"
     for r in results:
         recorder.add("verify", target, check=r.name, ok=r.ok, summary=r.summary,

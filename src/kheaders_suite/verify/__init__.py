@@ -14,8 +14,9 @@ archive. One module per check:
     btf.py        parse_btf: layouts as the running kernel's BTF has them
     layout.py     compare_layouts
     runner.py     check_archive: all archive checks against one KernelBuild
-    synthetic.py  a fake build packed exactly as gen_kheaders.sh packs (btfgen.py: its BTF)
-    tamper.py     the tamper catalogue the checks are proven against
+
+What the checks are proven against lives with the tests: tests/synthetic/ (a fake build whose
+archive the kernel's own gen_kheaders.sh makes, and the tamper catalogue).
 """
 
 from kheaders_suite.verify.archive import Archive, ArchiveError, Member, read_archive

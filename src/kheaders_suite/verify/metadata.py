@@ -16,12 +16,21 @@ too: both are byte comparisons that report sizes and the first differing offset.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kheaders_suite.verify.archive import Archive, ArchiveInput, Member, load
 from kheaders_suite.verify.result import CheckResult, failed, passed
 
 NAME = "metadata"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+
+
+def timestamp_epoch(timestamp: str) -> int:
+    """KBUILD_BUILD_TIMESTAMP as the suite sets it ("2019-04-26 00:00:00 UTC"): the mtime
+    tar --mtime gives every member."""
+    parsed = datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+    return int(parsed.timestamp())
 
 
 def tar_sort_key(name: str) -> tuple[bytes, ...]:

@@ -1,9 +1,11 @@
 """The tamper catalogue: ways a kheaders archive can be wrong, each one the checks must catch.
 
-Every entry takes the good synthetic build (synthetic.py) and returns a copy broken in one
-way, naming the check that must fail and a text its report must contain (so a catch is for
-the right reason, readably said). ``run_catalogue`` applies them all; tests/test_verify.py
-asserts every one is caught, and the VM suite can run it as a self-test of the verifier.
+Every entry takes the good synthetic build (build.py: packed by the kernel's own rules) and
+returns a copy broken in one way, either an edit of its archive or an edit of its trees
+followed by a new archive from the same rules. It names the check that must fail and a text
+its report must contain (so a catch is for the right reason, readably said). ``outcomes``
+applies them all; tests/test_verify.py asserts every one is caught and pins the list by
+name; the VM suite runs it as a self-test of the verifier.
 """
 
 from __future__ import annotations
@@ -23,14 +25,9 @@ from kheaders_suite.verify.probe import parse_probe
 from kheaders_suite.verify.result import CheckResult
 from kheaders_suite.verify.runner import check_archive
 from kheaders_suite.verify.strip import strip_comments
-from kheaders_suite.verify.synthetic import (
-    SyntheticBuild,
-    make_synthetic_build,
-    staged_members,
-    synthetic_btf,
-    write_archive,
-    write_tar,
-)
+from tests.synthetic.build import SyntheticBuild, make_synthetic_build, repacked
+from tests.synthetic.probe import synthetic_btf
+from tests.synthetic.tarball import write_archive, write_tar
 
 Apply = Callable[[SyntheticBuild, Path], SyntheticBuild]
 
@@ -144,8 +141,7 @@ def wrong_release(b: SyntheticBuild, dest: Path) -> SyntheticBuild:
     t = _copy_trees(b, dest)
     (t.objtree_headers / "include/generated/utsrelease.h").write_text(
         '#define UTS_RELEASE "6.12.0-other"\n')
-    return _repack(t, dest, staged_members(t.source_dir, t.objtree_headers, t.srcarch,
-                                           t.version, t.mtime))
+    return repacked(t)
 
 
 def owner_not_root(b: SyntheticBuild, dest: Path) -> SyntheticBuild:
@@ -195,10 +191,16 @@ def guest_bit_flip(b: SyntheticBuild, dest: Path) -> SyntheticBuild:
 
 
 def probe_layout_changed(b: SyntheticBuild, dest: Path) -> SyntheticBuild:
-    """A header edit grew task_struct before pid, but the kernel (its BTF) was not rebuilt."""
-    text = b.probe_output.replace("task_struct 48", "task_struct 56")
-    text = text.replace("task_struct.pid 4 4", "task_struct.pid 12 4")
-    return replace(b, root=dest, probe_output=text)
+    """task_struct grew before pid and the archive was made again, but the kernel (its BTF)
+    was not rebuilt: archive and trees agree, only the compiled probe can tell."""
+    t = _copy_trees(b, dest)
+    sched = t.source_dir / SCHED
+    text = sched.read_text()
+    grown = text.replace("\tpid_t pid;\n", "\tunsigned long ptrace;\n\tpid_t pid;\n")
+    if grown == text:
+        raise ValueError(f"{SCHED}: no 'pid_t pid;' line to grow the struct before")
+    sched.write_text(grown)
+    return repacked(t)
 
 
 def btf_layout_changed(b: SyntheticBuild, dest: Path) -> SyntheticBuild:
@@ -216,9 +218,7 @@ CATALOGUE: tuple[Tamper, ...] = (
     _t(extra_member, "member_list", "extra:   include/linux/evil.h"),
     _t(non_header_member, "member_list", "extra:   include/uapi/Kbuild"),
     _t(utsversion_since_6_14, "member_list", "extra:   include/generated/utsversion.h"),
-    # The diff also shows the kernel's rule at work: perl took the "/*" in the string
-    # literal for a comment and removed everything up to the "*/" after "PF_*".
-    _t(changed_byte, "content", '+static const char sched_banner[] = " int Pid;'),
+    _t(changed_byte, "content", "+\tPid_t pid;"),
     _t(comments_kept, "content", "+ * Define 'struct task_struct'."),
     _t(symlink_retargeted, "content", "symlink target"),
     _t(stale_source_shadow, "content", "stale source-tree header shadows"),
@@ -233,8 +233,8 @@ CATALOGUE: tuple[Tamper, ...] = (
     _t(not_xz, "metadata", "not an xz stream"),
     _t(guest_short_read, "identity", "guest is a prefix of the other"),
     _t(guest_bit_flip, "identity", "first difference at offset"),
-    _t(probe_layout_changed, "layouts", "task_struct.pid: offset 12 from the headers, 4 in BTF"),
-    _t(btf_layout_changed, "layouts", "sock.sk_rcvbuf: offset 8 from the headers, 12 in BTF"),
+    _t(probe_layout_changed, "layouts", "task_struct.pid: offset 16 from the headers, 4 in BTF"),
+    _t(btf_layout_changed, "layouts", "sock.sk_rcvbuf: offset 4 from the headers, 12 in BTF"),
 )
 
 

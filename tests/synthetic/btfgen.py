@@ -1,6 +1,6 @@
-"""Writing raw BTF, for synthetic kernels: the inverse of btf.py, just enough of it.
+"""Writing raw BTF, for synthetic kernels: the inverse of kheaders_suite.verify.btf, just enough.
 
-Used by synthetic.py (the fake kernel's /sys/kernel/btf/vmlinux) and by the BTF tests, which
+Used by probe.py (the fake kernel's /sys/kernel/btf/vmlinux) and by the BTF tests, which
 build blobs with edge cases real data may not have at hand: big-endian, both bitfield
 encodings, anonymous unions, typedef and qualifier chains.
 """
