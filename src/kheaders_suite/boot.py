@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from kheaders_suite import accel, arches, console
+from kheaders_suite import accel, arches, console, tools
 from kheaders_suite.build import KernelBuild
-from kheaders_suite.errors import InfraError, VMLost
+from kheaders_suite.errors import VMLost
 from kheaders_suite.guest import Guest, connect
 from kheaders_suite.settings import Settings
 from kheaders_suite.vm import VM, VMSpec, free_port
@@ -19,14 +18,8 @@ FOREIGN_BUILD_MOUNT = "/mnt"
 
 
 def vng_binary() -> str:
-    """vng from the running interpreter's environment first (the suite's venv), then PATH."""
-    import sys
-
-    beside = Path(sys.executable).parent / "vng"
-    found = str(beside) if beside.exists() else shutil.which("vng")
-    if not found:
-        raise InfraError("vng (virtme-ng) not found; run ci/setup or pip install virtme-ng")
-    return found
+    """vng from the suite's venv, else PATH, new enough (tools.VNG_MIN); UserError if not."""
+    return str(tools.checked_vng())
 
 
 def spec_for(build: KernelBuild, s: Settings, decision: accel.Accel,

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite import HARNESS_VERSION, kconfig, worktree
+from kheaders_suite import HARNESS_VERSION, kconfig, tools, worktree
 from kheaders_suite.arches import Arch
-from kheaders_suite.errors import BuildFailed, ConfigMismatch
+from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
 from kheaders_suite.locks import file_lock
 from kheaders_suite.paths import CONFIGS_DIR, PATCHES_DIR
 from kheaders_suite.source import KernelSource
@@ -116,13 +116,14 @@ def build_key(parts: Mapping[str, str]) -> str:
 
 
 def compiler_version(arch: Arch) -> str:
-    cc = f"{arch.cross_prefix()}gcc"
+    """The first line of the build compiler's --version (part of the key). Settings checked
+    it is there at configure time; without it (bench.py builds directly) the same message."""
+    cc = tools.compiler(arch)
     try:
-        out = subprocess.run((cc, "--version"), capture_output=True, text=True, timeout=30)
+        out = subprocess.run((cc.name, "--version"), capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise BuildFailed(f"{cc} not found; run ci/setup (Debian: apt-get install "
-                          f"gcc-{arch.cross_prefix().rstrip('-') or 'x86-64-linux-gnu'})") from None
-    return out.stdout.splitlines()[0] if out.stdout else cc
+        raise UserError(tools.missing_message([cc])) from None
+    return out.stdout.splitlines()[0] if out.stdout else cc.name
 
 
 def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
@@ -217,6 +218,7 @@ def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant
     frags = kconfig.write_for_version(fragments_for(arch, variant, opts.extra_fragments),
                                       source.version, ws / "fragments")
     _configure(runner, ws / "src", obj, arch, frags)
+    _check_config(ws / "src", obj, frags, opts.extra_fragments)
     make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
                              _cc(arch, opts))
     runner.stage(stage)
@@ -279,12 +281,32 @@ def _configure(runner: _Runner, src: Path, obj: Path, arch: Arch, frags: list[Pa
     gcc = f"{arch.cross_prefix()}gcc"
     make = kconfig.make_args(src, obj, arch.make_arch, arch.cross_prefix(), gcc)
     runner.run((*make, "olddefconfig"))
-    wanted = kconfig.merge_fragments(f.read_text() for f in frags)
-    resolved = kconfig.parse_config((obj / ".config").read_text())
-    misses = kconfig.unmet(wanted, resolved)
+
+
+def _check_config(src: Path, obj: Path, frags: list[Path], user: tuple[Path, ...]) -> None:
+    """Every requested symbol as asked in the resolved .config. ``frags`` are the filtered
+    copies, the last ones those of the user's ``user`` fragments."""
+    texts = [f.read_text() for f in frags]
+    misses = kconfig.unmet(kconfig.merge_fragments(texts),
+                           kconfig.parse_config((obj / ".config").read_text()))
     if misses:
-        raise ConfigMismatch(f"{len(misses)} requested symbols did not stick after olddefconfig: "
-                             + "; ".join(str(m) for m in misses))
+        names = [str(f) for f in frags[:len(frags) - len(user)]] + [str(u) for u in user]
+        owners = kconfig.requested_by(zip(names, texts, strict=True))
+        raise config_error(kconfig.explain(misses, kconfig.defined_symbols(src)), owners,
+                           {str(u) for u in user})
+
+
+def config_error(misses: list[kconfig.Unmet], owners: Mapping[str, str],
+                 user: set[str]) -> SuiteError:
+    """A symbol of the user's --config-fragment that did not stick is bad input, named with
+    its file; one of the suite's own fragments is the suite's fault (ConfigMismatch)."""
+    text = (f"{len(misses)} requested symbols did not stick after olddefconfig: "
+            + "; ".join(str(m) for m in misses))
+    theirs = sorted({owners[m.symbol] for m in misses} & user)
+    if theirs:
+        return UserError(f"--config-fragment {', '.join(theirs)}: {text}; fix the fragment "
+                         "(a misspelt symbol, or one whose dependencies are off)")
+    return ConfigMismatch(text)
 
 
 def _install_modules(runner: _Runner, make: tuple[str, ...], obj: Path,

@@ -159,14 +159,32 @@ def ensure_rootfs(cache_dir: Path, arch: Arch, progress: Progress) -> Path:
     (a tree does not need the emulator once built); EXTRACT only when no SCRIPTS tree exists
     and none can be built now.
     """
+    tree = ready_tree(cache_dir, arch)
+    if tree is not None:
+        remove_stale_init_scripts(tree)
+        return tree
     method = choose_method(arch)
     base = cache_dir / "rootfs"
-    ready = [tree_path(base, arch, m) for m in (Method.SCRIPTS, method)]
-    for tree in ready:
+    final = tree_path(base, arch, method)
+    check_buildable(arch, base)
+    with file_lock(final.with_name(f"{final.name}.lock"), timeout=BUILD_TIMEOUT):
+        if final.is_dir():  # another worker built it while we waited
+            return final
+        _build(final, arch, method, final.with_name(f"{final.name}.log"), progress)
+    return final
+
+
+def ready_tree(cache_dir: Path, arch: Arch) -> Path | None:
+    """The cached tree for ``arch`` (a SCRIPTS tree first), or None."""
+    for method in (Method.SCRIPTS, choose_method(arch)):
+        tree = tree_path(cache_dir / "rootfs", arch, method)
         if tree.is_dir():
-            remove_stale_init_scripts(tree)
             return tree
-    final = ready[-1]
+    return None
+
+
+def check_buildable(arch: Arch, base: Path) -> None:
+    """What building a tree needs from the host: mmdebstrap, and root."""
     if shutil.which("mmdebstrap") is None:
         raise UserError(f"mmdebstrap not found, needed for the {arch.name} guest's root "
                         "filesystem: run ci/setup (Debian: apt-get install mmdebstrap "
@@ -175,11 +193,14 @@ def ensure_rootfs(cache_dir: Path, arch: Arch, progress: Progress) -> Path:
         raise UserError(f"building the {arch.debian_arch} root filesystem needs root "
                         "(mmdebstrap --mode=root keeps file owners right for vng --root); "
                         f"run once as root to fill {base}")
-    with file_lock(final.with_name(f"{final.name}.lock"), timeout=BUILD_TIMEOUT):
-        if final.is_dir():  # another worker built it while we waited
-            return final
-        _build(final, arch, method, final.with_name(f"{final.name}.log"), progress)
-    return final
+
+
+def check_host(cache_dir: Path, arch: Arch) -> None:
+    """At configure time: a foreign arch with no tree in the cache yet will need to build
+    one, so the host must be able to (instead of failing at the first boot, after the
+    kernel build)."""
+    if not arch.is_native and ready_tree(cache_dir, arch) is None:
+        check_buildable(arch, cache_dir / "rootfs")
 
 
 def tree_path(base: Path, arch: Arch, method: Method) -> Path:

@@ -44,12 +44,15 @@ class KernelVersion:
 SUPPORTED_MIN = KernelVersion(6, 1)
 SUPPORTED_BELOW = KernelVersion(8, 0)
 SUPPORTED = f"{SUPPORTED_MIN.major}.{SUPPORTED_MIN.minor} to {SUPPORTED_BELOW.major - 1}.x"
+# CONFIG_IKHEADERS itself: merged for 5.2 (43d8ce9d65a5, moved to sysfs by f7b101d33046).
+IKHEADERS_SINCE = KernelVersion(5, 2)
 
 
 def check_supported(version: KernelVersion, what: str) -> None:
     if not SUPPORTED_MIN <= version < SUPPORTED_BELOW:
+        why = " (older than CONFIG_IKHEADERS, 5.2)" if version < IKHEADERS_SINCE else ""
         raise UserError(f"{what}: kernel {version} is outside the supported range "
-                        f"{SUPPORTED}; pass a {SUPPORTED} tree")
+                        f"{SUPPORTED}{why}; pass a {SUPPORTED} tree")
 
 
 @dataclass(frozen=True)
@@ -71,27 +74,37 @@ def read_version(tree: Path) -> KernelVersion:
 
 
 def check_kernel_tree(tree: Path) -> KernelVersion:
-    """Validate a user-given tree; UserError (one line, names the option) when it is not one."""
+    """Validate a user-given tree; UserError (one line, names the option) when it is not one.
+
+    In the order a user can fix them: a kernel tree at all, its version in the supported range
+    (so a tree too old for CONFIG_IKHEADERS is told so, not that a file is missing), the files
+    the build runs, then a clean tree."""
+    what = f"--kernel-src {tree}"
     if not tree.is_dir():
-        raise UserError(f"--kernel-src {tree}: no such directory; pass the top of a kernel tree")
-    needed = ("Makefile", "Kconfig", "kernel/gen_kheaders.sh", "scripts/kconfig/merge_config.sh")
-    missing = [n for n in needed if not (tree / n).exists()]
-    if missing:
-        raise UserError(
-            f"--kernel-src {tree}: not a kernel tree with CONFIG_IKHEADERS "
-            f"(missing {missing[0]}); pass the top of a Linux >= 5.2 source tree"
-        )
-    if (tree / ".config").exists() or (tree / "include/config").exists():
-        raise UserError(
-            f"--kernel-src {tree}: tree has been configured in place and O= builds refuse it; "
-            "run 'make mrproper' there (or pass a clean tree)"
-        )
+        why = "not a directory" if tree.exists() else "no such directory"
+        raise UserError(f"{what}: {why}; pass the top of a kernel tree")
+    _require(tree, ("Makefile", "Kconfig"), f"{what}: not a kernel tree",
+             "pass the top of a Linux source tree")
     try:
         version = read_version(tree)
     except ValueError as exc:
-        raise UserError(f"--kernel-src {tree}: {exc}; pass the top of a kernel tree") from None
-    check_supported(version, f"--kernel-src {tree}")
+        raise UserError(f"{what}: {exc}; pass the top of a kernel tree") from None
+    check_supported(version, what)
+    _require(tree, ("kernel/gen_kheaders.sh", "scripts/kconfig/merge_config.sh"),
+             f"{what}: not a kernel tree with CONFIG_IKHEADERS",
+             f"pass a complete {SUPPORTED} tree")
+    if (tree / ".config").exists() or (tree / "include/config").exists():
+        raise UserError(
+            f"{what}: tree has been configured in place and O= builds refuse it; "
+            "run 'make mrproper' there (or pass a clean tree)"
+        )
     return version
+
+
+def _require(tree: Path, names: tuple[str, ...], what: str, fix: str) -> None:
+    missing = [n for n in names if not (tree / n).exists()]
+    if missing:
+        raise UserError(f"{what} (missing {missing[0]}); {fix}")
 
 
 def tree_identity(tree: Path) -> str:

@@ -22,10 +22,14 @@ class Arch:
     srcarch: str
     # CROSS_COMPILE= when the host is another arch (Debian's gcc-<triplet> packages).
     cross_compile: str
+    # The Debian package with that cross gcc, named in the error when it is missing.
+    cross_package: str
     # The boot image, relative to the object tree.
     image: str
     # QEMU binary and the CPU model under TCG (under KVM virtme-ng passes -cpu host).
     qemu_binary: str
+    # The Debian package with qemu_binary, named in the error when it is missing.
+    qemu_package: str
     tcg_cpu: str
     # What `uname -m` says on such a host (to tell native from foreign).
     uts_machine: str

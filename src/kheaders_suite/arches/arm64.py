@@ -7,8 +7,10 @@ ARCH = Arch(
     make_arch="arm64",
     srcarch="arm64",
     cross_compile="aarch64-linux-gnu-",
+    cross_package="gcc-aarch64-linux-gnu",
     image="arch/arm64/boot/Image",
     qemu_binary="qemu-system-aarch64",
+    qemu_package="qemu-system-arm",
     # vng itself picks cortex-a57 under TCG; "--qemu-opts=-cpu <this>" (one argv word: vng's
     # argparse reads a separate "-cpu ..." word as an option) adds a later -cpu, which QEMU
     # keeps. -cpu max emulates pointer authentication with the slow QARMA
