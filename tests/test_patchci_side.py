@@ -129,3 +129,19 @@ def test_build_outputs_from_build_json_and_fallback(tmp_path: Path) -> None:
     died.mkdir()
     (died / "config").write_text("CONFIG_IKHEADERS=y\n")
     assert side.build_outputs(died) == (None, died / "config")
+
+
+def test_a_kernel_report_in_a_fixture_is_the_kernels_fail_and_harness_errors_stay() -> None:
+    """An <error> from kernellog.KernelReported (a WARNING at boot) is blamed like a FAIL; an
+    infrastructure <error> (plugin: a VM lost inside a test body) stays an ERROR."""
+    xml = """<testsuites><testsuite>
+      <testcase classname="t" name="test_a"><error message='failed on setup with
+      "kheaders_suite.kernellog.KernelReported: kernel reported during the boot of x"'>y</error>
+      </testcase>
+      <testcase classname="t" name="test_b"><error
+        message="infrastructure: VMLost: VM lost (x86_64-proc)">z</error></testcase>
+      </testsuite></testsuites>"""
+    tests = side.parse_junit(xml)
+    assert tests["t.py::test_a"].outcome == FAIL
+    assert tests["t.py::test_a"].message.startswith("failed on setup with")
+    assert tests["t.py::test_b"].outcome == ERROR

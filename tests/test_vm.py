@@ -97,3 +97,55 @@ def test_arrival_is_the_first_chunk_that_reached_the_byte() -> None:
     assert arrival(arrivals, 0) == 1.0
     assert arrival(arrivals, 10) == 2.0
     assert arrival(arrivals, 20) is None
+
+
+def test_panic_watch_sees_a_panic_split_across_chunks() -> None:
+    from kheaders_suite.vm import PanicWatch
+
+    watch = PanicWatch()
+    for chunk in (b"[  9.1] Kernel pan", b"ic - not syncing: sysrq triggered crash\n",
+                  b"CPU: 0 PID: 1\n---[ end Kernel ", b"panic - not syncing ]---\n"):
+        watch.feed(chunk)
+    assert watch.panicked_at is not None
+    assert watch.ended.is_set()
+
+
+def test_panic_watch_ignores_a_normal_boot() -> None:
+    from kheaders_suite.vm import PanicWatch
+
+    watch = PanicWatch()
+    watch.feed(b"Run /init as init process\nvirtme-ng init: initialization done\n")
+    assert watch.panicked_at is None
+
+
+def test_a_panicked_guest_is_gone_while_qemu_still_runs() -> None:
+    import subprocess
+    import sys
+
+    from kheaders_suite.vm import VM, PanicWatch
+
+    vm = VM.__new__(VM)
+    vm.proc = subprocess.Popen((sys.executable, "-c", "import time; time.sleep(30)"))
+    vm.panic = PanicWatch()
+    try:
+        assert vm.alive()
+        assert vm.gone() is None
+        vm.panic.feed(b"Kernel panic - not syncing: Fatal exception\n---[ end Kernel panic\n")
+        assert not vm.alive()
+        assert vm.gone() == "the guest kernel panicked"
+    finally:
+        vm.proc.kill()
+        vm.proc.wait()
+    assert vm.gone() == "the guest kernel panicked"
+
+
+def test_shell_command_is_the_boot_without_ssh() -> None:
+    from kheaders_suite.vm import shell_command
+
+    spec = VMSpec(fake_build("arm64"), arches.get("arm64"), Accel("tcg", "no vmx"), port=2345,
+                  root=Path("/c/rootfs/arm64"), rodirs=((Path("/c/builds/b"), "/mnt"),))
+    shell = shell_command(spec)
+    assert "--ssh" not in shell
+    assert "--ssh-tcp" not in shell
+    assert "2345" not in shell
+    assert [a for a in vng_command(spec) if a not in ("--ssh", "2345", "--ssh-tcp")] == list(shell)

@@ -30,7 +30,7 @@ def test_file_follows_load_and_unload(guest: Guest, kernel_build: KernelBuild,
     path = variant.archive_path
     assert guest.run(("test", "-e", path)).rc != 0, "present before modprobe"
     assert modprobe(guest, kernel_build, "kheaders") == 0
-    guest.run(("test", "-f", path), check=True)
+    guest.expect(("test", "-f", path), f"no {path} after modprobe")
     assert modprobe(guest, kernel_build, "kheaders") == 0, "a second modprobe must be harmless"
     assert modprobe(guest, kernel_build, "-r", "kheaders") == 0
     assert guest.run(("test", "-e", path)).rc != 0, "still present after rmmod"
@@ -39,8 +39,8 @@ def test_file_follows_load_and_unload(guest: Guest, kernel_build: KernelBuild,
 def test_load_unload_cycles_with_concurrent_readers(guest: Guest, kernel_build: KernelBuild,
                                                     variant: Variant) -> None:
     guest.write_bytes("/tmp/modcycle.py", source("modcycle.py"))
-    out = guest.run(("python3", "/tmp/modcycle.py", modroot(guest, kernel_build), str(CYCLES), "3",
-                     variant.archive_path), check=True)
+    out = guest.expect(("python3", "/tmp/modcycle.py", modroot(guest, kernel_build), str(CYCLES),
+                        "3", variant.archive_path), "the load/unload cycles did not complete")
     result = json.loads(out.stdout)
     assert result["failures"] == []
     assert result["final_unload_rc"] == 0
@@ -79,8 +79,9 @@ def test_rmmod_while_a_reader_holds_it_open(guest: Guest, kernel_build: KernelBu
     says why that, exactly)."""
     assert modprobe(guest, kernel_build, "kheaders") == 0
     guest.write_bytes("/tmp/holdopen.py", source("holdopen.py"))
-    out = json.loads(guest.run(("python3", "/tmp/holdopen.py", modroot(guest, kernel_build),
-                                variant.archive_path), check=True).stdout)
+    out = json.loads(guest.expect(("python3", "/tmp/holdopen.py", modroot(guest, kernel_build),
+                                   variant.archive_path), "the hold-open check did not complete"
+                                  ).stdout)
     assert holdopen_problems(out) == [], out
     modprobe(guest, kernel_build, "-r", "kheaders")
     assert modprobe(guest, kernel_build, "kheaders") == 0, "module must load again afterwards"

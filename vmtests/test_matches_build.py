@@ -67,11 +67,13 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
     guest.run(("rm", "-rf", GUEST_ROOT), check=True)
     guest.run(("mkdir", "-p", GUEST_ROOT), check=True)
     guest.write_bytes(f"{GUEST_ROOT}.tar.xz", guest_archive)
-    guest.run(("tar", "-xJf", f"{GUEST_ROOT}.tar.xz", "-C", GUEST_ROOT), check=True)
+    guest.expect(("tar", "-xJf", f"{GUEST_ROOT}.tar.xz", "-C", GUEST_ROOT),
+                 "the archive does not extract")
     guest.write_bytes("/tmp/probe.c", probe_source().encode())
     dialect = cflags.of_tree(kernel_build.objtree_headers)
-    guest.run(probe_command("gcc", GUEST_ROOT, kernel_build.srcarch, "/tmp/probe.c",
-                            "/tmp/probe.s", dialect), check=True)
+    guest.expect(probe_command("gcc", GUEST_ROOT, kernel_build.srcarch, "/tmp/probe.c",
+                               "/tmp/probe.s", dialect), "the layout probe does not compile "
+                 "against the archive's headers")
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
     result = compare_layouts(probed, btf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from kheaders_suite.build import KernelBuild
 from kheaders_suite.errors import VMLost
 from kheaders_suite.guest import Guest, connect
 from kheaders_suite.settings import Settings
-from kheaders_suite.vm import VM, VMSpec, free_port
+from kheaders_suite.vm import VM, VMSpec, free_port, shell_command
 
 PORT_ATTEMPTS = 3
 # Where a foreign-arch guest sees the build dir (/mnt exists, empty, in Debian roots).
@@ -49,12 +50,13 @@ def boot(build: KernelBuild, s: Settings, log: Path,
         vm = VM(spec, log, vng_binary())
         try:
             guest = connect(vm, decision.scale(arch))
-        except VMLost:
+        except VMLost as exc:
             vm.close()
             if console.hostfwd_conflict(vm.console_text()) and attempt < PORT_ATTEMPTS:
                 spec = spec_for(build, s, decision, progress)
                 continue
-            raise
+            raise VMLost(f"{exc}\nthe same boot with a shell: "
+                         f"{shlex.join(shell_command(spec, 'vng'))}") from None
         except BaseException:
             vm.close()  # whatever broke while connecting, no QEMU is left behind
             raise

@@ -13,7 +13,7 @@ import logging
 import select
 import shlex
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import paramiko
 
 from kheaders_suite import console, guest_scripts
 from kheaders_suite.deadline import Deadline
-from kheaders_suite.errors import GuestTimeout, VMLost
+from kheaders_suite.errors import GuestTimeout, InfraError, VMLost
+from kheaders_suite.kernellog import KernelLog, Scan
 from kheaders_suite.vm import VM, BootProfile, profile_boot
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
@@ -34,10 +35,18 @@ VIRTME_KEY = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
 BOOT_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
 AGENT_MARGIN = 30.0
+# Asked while waiting on the guest: None while its VM can answer, else why not.
+Lost = Callable[[], "str | None"] | None
 
 
 class GuestCommandFailed(AssertionError):
-    """A checked command exited non-zero: a test failure, with the command's output."""
+    """A command whose result is the verdict (``Guest.expect``) exited non-zero: a test
+    FAIL, with the command's output."""
+
+
+class GuestStepFailed(InfraError):
+    """A harness step in the guest (``Guest.run(check=True)``: mkdir, tar, mount of scratch
+    space) exited non-zero: an ERROR, never a verdict on the kernel."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,17 @@ class CommandResult:
     duration: float
 
     def check(self) -> CommandResult:
+        """A harness step must succeed: GuestStepFailed (an ERROR) if it did not."""
         __tracebackhide__ = True
         if self.rc != 0:
-            raise GuestCommandFailed(self.describe())
+            raise GuestStepFailed(f"harness step failed in the guest:\n{self.describe()}")
+        return self
+
+    def expect(self, why: str) -> CommandResult:
+        """The kernel must let this succeed: GuestCommandFailed (a FAIL) saying ``why``."""
+        __tracebackhide__ = True
+        if self.rc != 0:
+            raise GuestCommandFailed(f"{why}\n{self.describe()}")
         return self
 
     def describe(self) -> str:
@@ -82,6 +99,7 @@ class Guest:
         self.ssh_at = self.ready_at = 0.0  # monotonic: SSH authenticated, first command done
         self.profile: BootProfile | None = None  # set by connect()
         self.agent: Agent | None = None
+        self.kernel_log = KernelLog()
 
     @property
     def boot_seconds(self) -> float:
@@ -100,6 +118,12 @@ class Guest:
         result = self._execute(as_user(argv, user), timeout, stdin)
         return result.check() if check else result
 
+    def expect(self, argv: Sequence[str], why: str, *, timeout: float | None = None,
+               user: str | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run a command whose success is what the test checks: a FAIL saying ``why``."""
+        __tracebackhide__ = True
+        return self._execute(as_user(argv, user), timeout, stdin).expect(why)
+
     def run_script(self, script: str, *, timeout: float | None = None,
                    stdin: bytes | None = None) -> CommandResult:
         """Run a shell snippet as is (for pipelines the test spells out itself)."""
@@ -110,16 +134,40 @@ class Guest:
         seconds = timeout if timeout is not None else COMMAND_TIMEOUT * self.scale
         if self.agent is not None:
             with self._agent_in_use():
-                return self.agent.call(argv, stdin, seconds)
+                return self.agent.call(argv, stdin, seconds, self.lost)
         return self._exec_channel(shlex.join(argv), seconds, stdin)
+
+    def lost(self, settle: float = 0.0) -> str | None:
+        """None while the VM can answer; else why not, with the console tail (a VMLost's
+        message): checked while waiting, so a panic ends a command in seconds. ``settle``:
+        seconds to let a dying QEMU finish exiting."""
+        why = self.vm.gone(settle)
+        if why is None:
+            return None
+        return (f"VM lost ({self.arch.name}-{self.build.variant}): {why}; console "
+                f"{self.vm.console}, last lines:\n{self.console_tail()}")
 
     @contextlib.contextmanager
     def _agent_in_use(self) -> Iterator[None]:
         try:
             yield
-        except GuestTimeout:
+        except GuestTimeout as exc:
             self.agent = None  # its channel is in an unknown state: stop using it
-            raise
+            raise GuestTimeout(f"{exc}\nthe guest did not answer in time (a hang?); console "
+                               f"{self.vm.console}, last lines:\n{self.console_tail()}") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            why = self.lost(settle=2.0)  # the channel broke: was it the VM going away?
+            if why is None:
+                raise
+            self.agent = None
+            raise VMLost(why) from exc
+
+    def responsive(self, seconds: float = 3.0) -> bool:
+        """Whether the guest still runs a trivial command within ``seconds`` (scaled)."""
+        try:
+            return self._exec_channel("true", seconds * self.scale, None).rc == 0
+        except (InfraError, OSError, EOFError, paramiko.SSHException):
+            return False
 
     def _exec_channel(self, script: str, seconds: float, stdin: bytes | None) -> CommandResult:
         deadline = Deadline(seconds)
@@ -132,7 +180,7 @@ class Guest:
         if stdin:
             chan.sendall(stdin)
         chan.shutdown_write()
-        out, err = _collect(chan, deadline, script)
+        out, err = _collect(chan, deadline, script, self.lost)
         return CommandResult(script, chan.recv_exit_status(), out.decode(errors="replace"),
                              err.decode(errors="replace"), time.monotonic() - start)
 
@@ -144,14 +192,14 @@ class Guest:
         """The guest file's bytes; OSError (with the guest's errno) if it cannot be read."""
         if self.agent is not None:
             with self._agent_in_use():
-                return self.agent.read(path, COMMAND_TIMEOUT * self.scale)
+                return self.agent.read(path, COMMAND_TIMEOUT * self.scale, self.lost)
         with self.client.open_sftp() as sftp, sftp.open(path, "rb") as handle:
             return bytes(handle.read())
 
     def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
         if self.agent is not None:
             with self._agent_in_use():
-                self.agent.write(path, data, mode, COMMAND_TIMEOUT * self.scale)
+                self.agent.write(path, data, mode, COMMAND_TIMEOUT * self.scale, self.lost)
             return
         with self.client.open_sftp() as sftp:
             with sftp.open(path, "wb") as handle:
@@ -160,6 +208,19 @@ class Guest:
 
     def dmesg(self) -> str:
         return self.run(("dmesg",), check=True).stdout
+
+    def scan_kernel_log(self, phase: str) -> Scan:
+        """What the kernel printed since the last scan, attributed to ``phase``: read from
+        /dev/kmsg over the agent while the VM answers, else from the console log."""
+        agent = self.agent if self.vm.alive() else None
+        kmsg = None
+        if agent is not None:
+            kmsg = lambda: agent.kmsg(COMMAND_TIMEOUT * self.scale, self.lost)  # noqa: E731
+        try:
+            return self.kernel_log.scan(phase, kmsg, self.vm.own_console())
+        except (OSError, EOFError, paramiko.SSHException, InfraError):
+            self.agent = None  # the guest stopped answering mid-read: the console has the rest
+            return self.kernel_log.scan(phase, None, self.vm.own_console())
 
     def console_tail(self, lines: int = 40) -> str:
         return console.tail(self.vm.console_text(), lines)
@@ -206,27 +267,37 @@ class Agent:
             return None
         return agent if "ready" in ready else None
 
-    def request(self, payload: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def request(self, payload: dict[str, Any], seconds: float,
+                lost: Lost = None) -> dict[str, Any]:
         self.next_id += 1
         self.chan.sendall((json.dumps({"id": self.next_id, **payload}) + "\n").encode())
         # The agent enforces ``seconds`` on commands itself; the margin covers its reply.
-        reply: dict[str, Any] = json.loads(self.readline(Deadline(seconds + AGENT_MARGIN)))
+        line = self.readline(Deadline(seconds + AGENT_MARGIN), lost)
+        reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def read(self, path: str, seconds: float) -> bytes:
-        reply = self.request({"op": "read", "path": path}, seconds)
+    def read(self, path: str, seconds: float, lost: Lost = None) -> bytes:
+        reply = self.request({"op": "read", "path": path}, seconds, lost)
         _raise_file_error(reply, path)
         return base64.b64decode(reply["stdout"])
 
-    def write(self, path: str, data: bytes, mode: int, seconds: float) -> None:
+    def write(self, path: str, data: bytes, mode: int, seconds: float,
+              lost: Lost = None) -> None:
         reply = self.request({"op": "write", "path": path, "mode": mode,
-                              "data": base64.b64encode(data).decode()}, seconds)
+                              "data": base64.b64encode(data).decode()}, seconds, lost)
         _raise_file_error(reply, path)
 
-    def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float) -> CommandResult:
+    def kmsg(self, seconds: float, lost: Lost = None) -> str:
+        """The kernel log records the guest has not handed over yet (raw /dev/kmsg)."""
+        reply = self.request({"op": "kmsg"}, seconds, lost)
+        _raise_file_error(reply, "/dev/kmsg")
+        return base64.b64decode(reply["stdout"]).decode(errors="replace")
+
+    def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float,
+             lost: Lost = None) -> CommandResult:
         reply = self.request({"argv": list(argv), "timeout": seconds,
                               "stdin": base64.b64encode(stdin).decode() if stdin else None},
-                             seconds)
+                             seconds, lost)
         command = shlex.join(argv)
         if reply["timed_out"]:
             raise GuestTimeout(f"guest command exceeded {seconds:.0f}s: {command}")
@@ -235,8 +306,11 @@ class Agent:
                              base64.b64decode(reply["stderr"]).decode(errors="replace"),
                              float(reply["duration"]))
 
-    def readline(self, deadline: Deadline) -> bytes:
+    def readline(self, deadline: Deadline, lost: Lost = None) -> bytes:
         while b"\n" not in self.buffer:
+            why = lost() if lost is not None else None
+            if why is not None:
+                raise VMLost(why)
             if self.chan.recv_ready():
                 self.buffer += self.chan.recv(1 << 20)
                 continue
@@ -258,9 +332,13 @@ def _raise_file_error(reply: dict[str, Any], path: str) -> None:
         raise OSError(int(reply["rc"]), f"in the guest: {message}", path)
 
 
-def _collect(chan: paramiko.Channel, deadline: Deadline, what: str) -> tuple[bytes, bytes]:
+def _collect(chan: paramiko.Channel, deadline: Deadline, what: str,
+             lost: Lost = None) -> tuple[bytes, bytes]:
     out, err = bytearray(), bytearray()
     while True:
+        why = lost() if lost is not None else None
+        if why is not None:
+            raise VMLost(why)
         while chan.recv_ready():
             out += chan.recv(65536)
         while chan.recv_stderr_ready():
@@ -329,4 +407,4 @@ def _lost_message(vm: VM, why: str) -> str:
             f"console log {vm.console}, last lines:\n{console.tail(vm.console_text(), 40)}")
 
 
-__all__ = ["CommandResult", "Guest", "GuestCommandFailed", "connect"]
+__all__ = ["CommandResult", "Guest", "GuestCommandFailed", "GuestStepFailed", "connect"]

@@ -20,17 +20,21 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite import accel, arches, console, settings, variants
+from kheaders_suite import accel, arches, console, settings, variants, verdict
 from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
-from kheaders_suite.errors import UserError
+from kheaders_suite.errors import GuestTimeout, UserError
 from kheaders_suite.guest import Guest
+from kheaders_suite.kernellog import KernelReported
 from kheaders_suite.report import WORKER_KEY, Recorder
 from kheaders_suite.source import KernelSource, embedded_source, user_source
 from kheaders_suite.variants import GuestStep, Variant
+from kheaders_suite.vm import shell_command
 
 SETTINGS = pytest.StashKey[settings.Settings]()
 RECORDER = pytest.StashKey[Recorder]()
 OUTCOMES = pytest.StashKey["OutcomeCounter"]()
+KERNEL_REPORTED = pytest.StashKey[bool]()  # on an item: its body's failure is a kernel report
+KERNEL_ATTR = "kheaders_kernel"  # on a set-up/teardown report: the kernel reported there
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except UserError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RECORDER] = Recorder()
-    config.stash[OUTCOMES] = OutcomeCounter()
+    config.stash[OUTCOMES] = OutcomeCounter(config)
     config.pluginmanager.register(config.stash[OUTCOMES], "kheaders-outcomes")
 
 
@@ -184,6 +188,9 @@ def guest(target: Target, kernel_build: KernelBuild, suite_settings: settings.Se
     recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
                  accel=booted.accel.name, release=kernel_build.release)
     try:
+        # The boot log (the proc/debugfs patches' init runs there): a report errors every
+        # test of the target, once, with this scan (pytest keeps a session fixture's error).
+        raise_if_reported(booted, f"the boot of {target.id}")
         yield booted
     finally:
         booted.close()
@@ -228,18 +235,81 @@ def run_step(guest: Guest, step: GuestStep) -> None:
     guest.run(step.argv, check=True)
 
 
+def guest_of(item: pytest.Item) -> Guest | None:
+    g = getattr(item, "funcargs", {}).get("guest")
+    return g if isinstance(g, Guest) else None
+
+
+def raise_if_reported(g: Guest | None, phase: str) -> None:
+    """A kernel report outside a test body errors the test (KernelReported)."""
+    if g is not None:
+        scan = g.scan_kernel_log(phase)
+        if scan.reports:
+            raise KernelReported(scan)
+
+
+def renew_lost_guest(item: pytest.Item) -> None:
+    """A target whose VM was lost (QEMU killed, a panic) boots again for its next test,
+    instead of erroring every later test of the target. A boot that failed stays failed:
+    pytest keeps the session fixture's exception, so the rest of the target errors at once
+    with the original cause. (pytest has no public way to drop one cached fixture value;
+    FixtureDef.finish is what it calls itself when a parameter changes.)"""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get("guest") if info is not None else None
+    cached = defs[-1].cached_result if defs else None
+    if defs and cached is not None and isinstance(cached[0], Guest) and not cached[0].vm.alive():
+        progress(item.config, f"{item.name}: the previous test lost its VM; booting a new one")
+        defs[-1].finish(item._request)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Before the fixtures: replace a lost VM. After them: what the kernel printed while they
+    ran (modprobe, mounts)."""
+    renew_lost_guest(item)
+    result = yield
+    raise_if_reported(guest_of(item), f"the set-up of {item.name}")
+    return result
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """After every VM test, scan the guest's kernel log: a BUG/WARNING/Oops fails the test."""
-    g = getattr(item, "funcargs", {}).get("guest")
-    if isinstance(g, Guest) and g.vm.alive():
-        g.run(("dmesg", "--clear"))
-    result = yield
-    if isinstance(g, Guest) and g.vm.alive():
-        reports = console.find_reports(g.run(("dmesg",)).stdout)
-        if reports:
-            raise AssertionError("kernel reported during the test:\n\n"
-                                 + "\n\n".join(str(r) for r in reports))
+    """After every VM test, what the kernel printed during it: a BUG/WARNING/Oops/panic fails
+    the test, and outranks whatever the test body raised (a panic loses the VM)."""
+    failure: BaseException | None = None
+    try:
+        result = yield
+    except BaseException as exc:
+        failure = exc
+    g = guest_of(item)
+    if g is not None:
+        scan = g.scan_kernel_log(item.name)
+        if scan.reports:
+            item.stash[KERNEL_REPORTED] = True
+            raise AssertionError(scan.describe()) from failure
+    if isinstance(failure, GuestTimeout) and g is not None and g.vm.alive() \
+            and not g.responsive():
+        progress(item.config, f"{item.name}: the guest hangs; closing it")
+        g.vm.close()  # the next test of the target boots a new one (renew_lost_guest)
+    if failure is not None:
+        raise failure
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item,
+                            nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """After the teardown (rmmod, umount; the guest's close after a target's last test):
+    read from the console when the VM is gone by then."""
+    g = guest_of(item)
+    failure: BaseException | None = None
+    try:
+        result = yield
+    except BaseException as exc:
+        failure = exc
+    raise_if_reported(g, f"the teardown of {item.name}")
+    if failure is not None:
+        raise failure
     return result
 
 
@@ -247,13 +317,41 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the VM's console tail (and its path) to every failing or erroring VM test."""
+    """Mark infrastructure faults in a test body (verdict.py), and attach the VM's console
+    tail and how to reproduce it by hand to every failing or erroring test."""
     report: pytest.TestReport = yield
-    g = getattr(item, "funcargs", {}).get("guest")
-    if report.failed and isinstance(g, Guest):
+    if not report.failed:
+        return report
+    g = guest_of(item)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, KernelReported):
+        setattr(report, KERNEL_ATTR, True)
+    if call.when == "call" and not item.stash.get(KERNEL_REPORTED, False):
+        reason = verdict.infra_reason(exc, g.vm.alive() if g is not None else None)
+        if reason:
+            setattr(report, verdict.INFRA_ATTR, reason)
+            report.user_properties.append((verdict.INFRA_PROPERTY, reason))
+    if g is not None:
         report.sections.append(("VM console (tail)",
-                                f"{g.vm.console}\n{console.tail(g.vm.console_text(), 60)}"))
+                                f"{g.vm.console}\n{console.tail(g.vm.own_console(), 60)}"))
+    how = reproduce_text(item, g)
+    if how:
+        report.sections.append(("reproduce by hand", how))
     return report
+
+
+def reproduce_text(item: pytest.Item, g: Guest | None) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    t = callspec.params.get("target") if callspec is not None else None
+    if not isinstance(t, Target):
+        return None
+    s = item.config.stash[SETTINGS]
+    source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
+              else ["--kernel-package", s.kernel_package])
+    build = getattr(item, "funcargs", {}).get("kernel_build")
+    build_dir = build.dir if isinstance(build, KernelBuild) else None
+    shell = shell_command(g.vm.spec, "vng") if g is not None else None
+    return verdict.reproduce(item.nodeid, source, t.arch, build_dir, shell)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
@@ -275,26 +373,74 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
             terminalreporter.write_line(line)
     for r in rec.of_kind("tamper"):
         terminalreporter.write_line(f"kheaders: tamper catalogue caught {r['caught']}/{r['total']}")
+    counts = config.stash[OUTCOMES].summary()
+    if counts:
+        terminalreporter.write_line(counts)
 
 
 class OutcomeCounter:
-    """Counts what ran, on the controller too (xdist replays every worker's reports there)."""
+    """Counts what ran, and whose fault each failure was, on the controller too (xdist
+    replays every worker's reports there). Presents a test body's infrastructure fault as
+    the ERROR it is: in the terminal and in JUnit (<error>, not <failure>)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config | None = None) -> None:
+        self.config = config
         self.run = 0
         self.skipped = 0
+        self.kernel_failures = 0  # FAIL, and kernel reports in fixtures (ERROR)
+        self.infra_errors: list[str] = []
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         xfail = hasattr(report, "wasxfail")
+        infra = getattr(report, verdict.INFRA_ATTR, None)
         if report.when == "call" and (report.passed or report.failed or xfail):
-            self.run += 1
+            self.run += 0 if infra else 1
         elif report.skipped and not xfail:
             self.skipped += 1
+        if report.failed and not xfail:
+            kernel = getattr(report, KERNEL_ATTR, False) or (report.when == "call" and not infra)
+            if kernel:
+                self.kernel_failures += 1
+            else:
+                self.infra_errors.append(report.nodeid)
+        yield
+        if infra:
+            junit_as_error(self.config, report, str(infra))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport
+                                 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        if report.when == "call" and report.failed and getattr(report, verdict.INFRA_ATTR, None):
+            return "error", "E", ("ERROR", {"red": True})
+        return None
+
+    def summary(self) -> str | None:
+        if not (self.kernel_failures or self.infra_errors):
+            return None
+        return (f"kheaders: {self.kernel_failures} kernel failures (FAIL, or a kernel report "
+                f"in a fixture), {len(self.infra_errors)} infrastructure errors (ERROR: not a "
+                "verdict on the kernel; see 'reproduce by hand' in each report)")
 
     def nothing_ran(self, exitstatus: int) -> bool:
         """A green exit where every selected test was skipped: nothing was checked, and a
         run that asked for a kernel and a variant must not pass without them."""
         return exitstatus == 0 and self.run == 0 and self.skipped > 0
+
+
+def junit_as_error(config: pytest.Config | None, report: pytest.TestReport, reason: str) -> None:
+    """pytest's JUnit writer makes every failed test body a <failure>; an infrastructure
+    fault is an <error> (CI systems count them apart). Edits the element it just wrote."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None) if config is not None else None
+    if xml is None:
+        return
+    for node in reversed(xml.node_reporter(report).nodes):
+        if node.tag == "failure":
+            node.tag = "error"
+            node.set("message", f"infrastructure: {reason}")
+            return
 
 
 @pytest.hookimpl(tryfirst=True)

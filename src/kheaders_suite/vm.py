@@ -70,6 +70,15 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     return cmd
 
 
+def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
+    """The same kernel, machine and root as ``spec``, with a shell on the console instead of
+    SSH: what a developer runs to look at a failure by hand."""
+    cmd = list(vng_command(spec, vng))
+    at = cmd.index("--ssh")
+    del cmd[at:at + 3]  # --ssh <port> --ssh-tcp
+    return tuple(cmd)
+
+
 @dataclass(frozen=True)
 class BootProfile:
     """Where a boot's seconds went, from the launch of vng. Host seconds since the launch,
@@ -140,6 +149,7 @@ _LIVE: set[VM] = set()
 # The boot milestones come in the first few hundred chunks; a long test's console need not
 # be indexed.
 MAX_ARRIVALS = 10_000
+PANIC_SETTLE = 3.0
 
 
 class VM:
@@ -164,13 +174,29 @@ class VM:
         self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None
+        self.panic = PanicWatch()
         self._drain = threading.Thread(target=_copy, args=(self.proc.stdout, console,
-                                                           self.arrivals), daemon=True)
+                                                           self.arrivals, self.panic),
+                                       daemon=True)
         self._drain.start()
         _LIVE.add(self)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        """QEMU runs and its kernel has not panicked."""
+        return self.proc.poll() is None and self.panic.panicked_at is None
+
+    def gone(self, settle: float = 0.0) -> str | None:
+        """Why the guest can no longer answer, or None while it can. After a panic, waits
+        (up to PANIC_SETTLE s) for the panic's last line so the console holds all of it;
+        ``settle``: seconds to let a dying QEMU exit."""
+        if self.panic.panicked_at is not None:
+            self.panic.ended.wait(PANIC_SETTLE)
+            return "the guest kernel panicked"
+        if settle > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=settle)
+        code = self.proc.poll()
+        return None if code is None else f"QEMU exited (vng status {code})"
 
     def console_text(self) -> str:
         try:
@@ -203,12 +229,36 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]]) -> None:
+class PanicWatch:
+    """Spots a kernel panic in the console stream as it arrives: a panicked guest keeps QEMU
+    running (virtme-ng sets panic=-1 and -no-reboot only for --exec scripts), so without this
+    every command would wait for its deadline."""
+
+    START, END = b"Kernel panic - not syncing", b"---[ end Kernel panic"
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.panicked_at: float | None = None
+        self.ended = threading.Event()
+
+    def feed(self, chunk: bytes) -> None:
+        window = self.tail + chunk
+        if self.panicked_at is None and self.START in window:
+            self.panicked_at = time.monotonic()
+            window = window[window.index(self.START):]
+        if self.panicked_at is not None and self.END in window:
+            self.ended.set()
+        self.tail = window[-64:]
+
+
+def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]],
+          watch: PanicWatch) -> None:
     received = 0
     with dest.open("ab") as sink:
         for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
             sink.write(chunk)
             sink.flush()
+            watch.feed(chunk)
             received += len(chunk)
             if len(arrivals) < MAX_ARRIVALS:
                 arrivals.append((time.monotonic(), received))

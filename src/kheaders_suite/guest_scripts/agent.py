@@ -15,6 +15,11 @@ Files move over the same channel, so no test pays for an SFTP channel:
     {"id": 8, "op": "read", "path": "/sys/kernel/btf/vmlinux"}  -> the bytes in "stdout"
     {"id": 9, "op": "write", "path": "/tmp/x.py", "data": "<base64>", "mode": 420}
 A file operation that fails replies rc = errno and the error's text in "stderr".
+
+The kernel log, read where the last request left off (one /dev/kmsg descriptor, opened at the
+first request, so the first answer holds the boot log):
+    {"id": 10, "op": "kmsg"}  -> the raw records ("pri,seq,usec,flags;text") in "stdout"
+Records the ring buffer overwrote before they were read show as a gap in the sequence numbers.
 """
 
 import base64
@@ -62,7 +67,27 @@ def write_file(request: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-FILE_OPS = {"read": read_file, "write": write_file}
+KMSG: dict[str, Any] = {"fd": -1, "path": "/dev/kmsg"}
+
+
+def read_kmsg(request: dict[str, Any]) -> dict[str, Any]:
+    if KMSG["fd"] < 0:
+        KMSG["fd"] = os.open(KMSG["path"], os.O_RDONLY | os.O_NONBLOCK)
+    records = []
+    while True:
+        try:
+            record = os.read(KMSG["fd"], 16384)  # one record per read
+        except BlockingIOError:
+            break
+        except BrokenPipeError:
+            continue  # overwritten under us: the next read resumes at the oldest record
+        if not record:
+            break
+        records.append(record)
+    return {"stdout": base64.b64encode(b"".join(records)).decode()}
+
+
+FILE_OPS = {"read": read_file, "write": write_file, "kmsg": read_kmsg}
 
 
 def file_op(request: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,11 @@ Who is blamed (the rules, in the order they apply):
   samples' noise (kheaders_suite.timing.compare's rule); or the patched kernel failed to
   build where the base, same config and toolchain, built (a series that does not compile is
   the most common finding of kernel CI).
-- infra error: a patched test ERRORed (a fixture: build, VM, SSH), the patched kernel did
-  not boot, or pytest left no results. Never blamed on the series: the suite cannot tell a
-  panic of the new kernel from a lost TCG guest (errors.VMLost), so a human reads the
-  console tail the message carries.
+- infra error: a patched test ERRORed (a fixture: build, VM, SSH; a VM lost or a guest
+  timeout inside a test body), the patched kernel did not boot, or pytest left no results.
+  Never blamed on the series. What the kernel printed is not infrastructure: a BUG, WARNING
+  or panic in a test body is a FAIL (a panic too, read from the console when it took the VM
+  with it), and one at boot or in a fixture is an ERROR that side.py reads as a FAIL.
 - fix (base FAIL, patched PASS), new and removed tests, and SKIP in any position are shown
   but change no verdict; so are archive, CONFIG_ and structure layout changes (layouts.py),
   which are measured whenever both archives are readable and differ, broken base or not.

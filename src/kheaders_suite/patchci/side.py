@@ -28,6 +28,9 @@ PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 # When pytest writes two <testcase> for one test (a failed call, then a teardown error), the
 # test keeps the outcome that says most about the kernel: the failure of its own body.
 _PRECEDENCE = {FAIL: 3, ERROR: 2, PASS: 1, SKIP: 0}
+# An <error> that is the kernel's (kernellog.KernelReported: a BUG/WARNING/panic while booting
+# or in a fixture) is a FAIL here: a series that makes the kernel warn at boot regressed.
+KERNEL_ERROR = "KernelReported: kernel reported"
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,10 @@ def _case(element: ET.Element) -> TestCase:
     for tag, outcome in (("failure", FAIL), ("error", ERROR), ("skipped", SKIP)):
         child = element.find(tag)
         if child is not None:
-            return TestCase(ident, outcome,
-                            _first_line(child.get("message")) or _first_line(child.text))
+            message = _first_line(child.get("message")) or _first_line(child.text)
+            if outcome == ERROR and KERNEL_ERROR in f"{child.get('message')}\n{child.text}":
+                outcome = FAIL
+            return TestCase(ident, outcome, message)
     return TestCase(ident, PASS)
 
 

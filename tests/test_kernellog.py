@@ -1,0 +1,82 @@
+"""The kernel log read phase by phase (kernellog.py, the agent's kmsg op): nothing thrown away
+unread, gaps counted, the console scanned from where the last read stopped once the VM is gone."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite.guest_scripts import agent
+from kheaders_suite.kernellog import KernelLog, KernelReported, parse_kmsg
+
+WARN = "WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:42 ikheaders_read+0x1/0x2"
+RAW = (
+    "6,0,0,-;Linux version 7.3.4\n"
+    " SUBSYSTEM=cpu\n"
+    "4,1,1500000,-;" + WARN + "\n"
+    "4,2,1500001,c;---[ end trace 0000000000000000 ]---\n"
+)
+
+
+def test_parse_kmsg_keeps_text_and_drops_dictionaries() -> None:
+    records = parse_kmsg(RAW + "garbage without a header\n")
+    assert [r.seq for r in records] == [0, 1, 2]
+    assert records[1].text == WARN
+    assert records[1].line() == f"[    1.500000] {WARN}"
+
+
+def test_each_record_is_scanned_once_and_attributed_to_its_phase() -> None:
+    log = KernelLog()
+    first = log.scan("the boot of x86_64-proc", lambda: RAW, "")
+    assert [r.headline for r in first.reports] == [WARN]
+    again = log.scan("the set-up of test_a", lambda: RAW, "")  # same records: nothing new
+    assert again.lines == ()
+    assert again.reports == ()
+    assert "kernel reported during the boot of x86_64-proc" in KernelReported(first).args[0]
+
+
+def test_a_gap_in_sequence_numbers_is_counted_as_lost() -> None:
+    log = KernelLog()
+    log.scan("boot", lambda: "6,0,0,-;a\n", "")
+    later = log.scan("test", lambda: "6,5,9,-;b\n", "")
+    assert later.lost == 4
+    assert "4 kernel messages were overwritten unread" in later.describe()
+
+
+def test_a_boot_log_that_does_not_start_at_zero_lost_its_beginning() -> None:
+    assert KernelLog().scan("boot", lambda: "6,3,0,-;a\n", "").lost == 3
+
+
+def test_when_the_vm_is_gone_the_console_is_read_from_the_last_offset() -> None:
+    log = KernelLog()
+    old_console = f"[    0.1] {WARN}\nboot done\n"  # seen over kmsg already
+    log.scan("boot", lambda: "6,0,0,-;boot done\n", old_console)
+    panic = "[   9.0] Kernel panic - not syncing: sysrq triggered crash\n"
+    dead = log.scan("test_read", None, old_console + panic)
+    assert dead.source == "console"
+    headline = "Kernel panic - not syncing: sysrq triggered crash"
+    assert [r.headline for r in dead.reports] == [headline]
+    assert "the VM is gone" in dead.describe()
+
+
+def test_agent_reads_kmsg_records_from_where_it_left_off(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text(RAW)
+    monkeypatch.setitem(agent.KMSG, "fd", -1)
+    monkeypatch.setitem(agent.KMSG, "path", str(kmsg))
+    first = agent.handle({"id": 1, "op": "kmsg"})
+    assert first["rc"] == 0
+    assert base64.b64decode(first["stdout"]).decode() == RAW
+    assert base64.b64decode(agent.handle({"id": 2, "op": "kmsg"})["stdout"]) == b""
+    with kmsg.open("a") as handle:
+        handle.write("6,3,2,-;later\n")
+    assert base64.b64decode(agent.handle({"id": 3, "op": "kmsg"})["stdout"]) == b"6,3,2,-;later\n"
+
+
+def test_agent_reports_an_unreadable_kmsg_as_errno(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(agent.KMSG, "fd", -1)
+    monkeypatch.setitem(agent.KMSG, "path", "/nonexistent/kmsg")
+    assert agent.handle({"id": 1, "op": "kmsg"})["rc"] == 2

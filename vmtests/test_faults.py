@@ -1,0 +1,130 @@
+"""Faults of a real guest, seen from a pytest run of its own (issues 10 and 13).
+
+An inner pytest run, with this plugin, boots the target's sysfs kernel and breaks its guest
+four ways in a row; this test reads that run's JUnit report and its output:
+
+1. QEMU killed inside a test body: an ERROR (VMLost) carrying the console tail, not a FAIL;
+2. a kernel panic (panic_on_oom, then memory exhausted: the suite's kernels have no
+   MAGIC_SYSRQ): the kernel's FAIL with the panic text, found on the console as it arrives
+   (the message says the kernel panicked, not that a command ran out of time);
+3. a hang (QEMU stopped: no console, SSH silent): an ERROR at the command's deadline with the
+   console tail, and the hung VM closed;
+4. after each, the next test gets a fresh VM, and passes.
+
+No QEMU of the inner run survives it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.plugin import Target
+from kheaders_suite.report import Recorder
+from kheaders_suite.settings import Settings
+
+# The inner run's guests, told apart from every other QEMU on the host by their memory size.
+MEMORY = "1900M"
+
+INNER = '''
+import os, signal, time
+from pathlib import Path
+import pytest
+
+OUT = Path(os.environ["KHEADERS_FAULTS_OUT"])
+
+@pytest.mark.variants("sysfs")
+def test_1_qemu_killed(guest):
+    os.killpg(guest.vm.proc.pid, signal.SIGKILL)
+    guest.run(("true",))
+
+@pytest.mark.variants("sysfs")
+def test_2_kernel_panics(guest):
+    guest.run(("sh", "-c", "echo 1 > /proc/sys/vm/panic_on_oom"), check=True)
+    start = time.monotonic()
+    try:
+        guest.run(("python3", "-c", "a = []\\nwhile True: a.append(b'x' * (32 << 20))"))
+    finally:
+        OUT.joinpath("panic-seconds").write_text(f"{time.monotonic() - start:.1f}")
+
+@pytest.mark.variants("sysfs")
+def test_3_guest_hangs(guest):
+    os.killpg(guest.vm.proc.pid, signal.SIGSTOP)
+    guest.run(("true",), timeout=5)
+
+@pytest.mark.variants("sysfs")
+def test_4_fresh_vm(guest):
+    assert guest.run(("uname", "-r")).rc == 0
+'''
+
+
+def qemus_with(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b"qemu-system" in a for a in args[:1]) and marker.encode() in args:
+                found.append(int(entry.name))
+    return found
+
+
+def inner_run(tmp_path: Path, target: Target, s: Settings) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_inner.py").write_text(INNER)
+    source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
+              else ["--kernel-package", s.kernel_package])
+    argv = [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
+            "no:cacheprovider", "-n", "0", "-q", "--arch", target.arch, *source,
+            "--accel", s.accel, "--cache-dir", str(s.cache_dir), "--guest-memory", MEMORY,
+            "--results-dir", str(tmp_path / "results"), "--junitxml", "junit.xml",
+            "test_inner.py"]
+    env = {**os.environ, "KHEADERS_FAULTS_OUT": str(tmp_path)}
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=1800)
+
+
+def outcomes(junit: Path) -> dict[str, tuple[str, str]]:
+    """test name -> (failure|error|passed, the element's message and text)."""
+    found: dict[str, tuple[str, str]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("name", "").split("[")[0]
+        bad = [c for c in case if c.tag in ("failure", "error")]
+        if bad:
+            found[name] = (bad[0].tag, f"{bad[0].get('message')}\n{bad[0].text}")
+        else:
+            found.setdefault(name, ("passed", ""))
+    return found
+
+
+@pytest.mark.variants("sysfs")
+def test_faults_are_reported_for_what_they_are(target: Target, kernel_build: KernelBuild,
+                                               suite_settings: Settings, tmp_path: Path,
+                                               recorder: Recorder) -> None:
+    out = inner_run(tmp_path, target, suite_settings)
+    log = f"inner run exit {out.returncode}\n{out.stdout[-6000:]}\n{out.stderr[-3000:]}"
+    got = outcomes(tmp_path / "junit.xml")
+    assert got["test_1_qemu_killed"][0] == "error", log
+    assert "infrastructure: " in got["test_1_qemu_killed"][1], log
+    assert "VM lost" in got["test_1_qemu_killed"][1], log
+    assert "last lines:" in got["test_1_qemu_killed"][1], log
+    assert got["test_2_kernel_panics"][0] == "failure", log
+    assert "Kernel panic - not syncing" in got["test_2_kernel_panics"][1], log
+    assert "the guest kernel panicked" in got["test_2_kernel_panics"][1], log
+    assert got["test_3_guest_hangs"][0] == "error", log
+    assert "GuestTimeout" in got["test_3_guest_hangs"][1], log
+    assert "did not answer in time" in got["test_3_guest_hangs"][1], log
+    assert got["test_4_fresh_vm"] == ("passed", ""), log
+    assert out.stderr.count("booting a new one") == 3, log
+    assert out.returncode == 1, log
+    assert qemus_with(MEMORY) == [], "QEMU of the inner run still running"
+    recorder.add("faults", target.id,
+                 panic_seconds=float((tmp_path / "panic-seconds").read_text()))
