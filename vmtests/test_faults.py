@@ -1,7 +1,7 @@
 """Faults of a real guest, seen from a pytest run of its own (issues 10 and 13).
 
 An inner pytest run, with this plugin, boots the target's sysfs kernel and breaks its guest
-four ways in a row; this test reads that run's JUnit report and its output:
+three ways in a row; this test reads that run's JUnit report and its output:
 
 1. QEMU killed inside a test body: an ERROR (VMLost) carrying the console tail, not a FAIL;
 2. a kernel panic (panic_on_oom, then memory exhausted: the suite's kernels have no
@@ -9,7 +9,9 @@ four ways in a row; this test reads that run's JUnit report and its output:
    (the message says the kernel panicked, not that a command ran out of time);
 3. a hang (QEMU stopped: no console, SSH silent): an ERROR at the command's deadline with the
    console tail, and the hung VM closed;
-4. after each, the next test gets a fresh VM, and passes.
+4. after each, the next test gets a fresh VM, and passes;
+5. a kernel report (written to /dev/kmsg, as the kernel's own would be read) in a test body
+   fails it, and one in a fixture errors the test using it.
 
 No QEMU of the inner run survives it.
 """
@@ -61,6 +63,21 @@ def test_3_guest_hangs(guest):
 @pytest.mark.variants("sysfs")
 def test_4_fresh_vm(guest):
     assert guest.run(("uname", "-r")).rc == 0
+
+def kmsg(guest, text):
+    guest.run(("sh", "-c", f"echo '{text}' > /dev/kmsg"), check=True)
+
+@pytest.fixture
+def splat_in_setup(guest):
+    kmsg(guest, "WARNING: CPU: 0 PID: 1 at injected/setup.c:1 fixture+0x0/0x1")
+
+@pytest.mark.variants("sysfs")
+def test_5_report_in_body(guest):
+    kmsg(guest, "BUG: injected in the body")
+
+@pytest.mark.variants("sysfs")
+def test_6_report_in_setup(guest, splat_in_setup):
+    pass
 '''
 
 
@@ -123,6 +140,12 @@ def test_faults_are_reported_for_what_they_are(target: Target, kernel_build: Ker
     assert "GuestTimeout" in got["test_3_guest_hangs"][1], log
     assert "did not answer in time" in got["test_3_guest_hangs"][1], log
     assert got["test_4_fresh_vm"] == ("passed", ""), log
+    assert got["test_5_report_in_body"][0] == "failure", log
+    assert "kernel reported during test_5_report_in_body" in got["test_5_report_in_body"][1], log
+    assert "BUG: injected in the body" in got["test_5_report_in_body"][1], log
+    assert got["test_6_report_in_setup"][0] == "error", log
+    assert ("KernelReported: kernel reported during the set-up of test_6"
+            in got["test_6_report_in_setup"][1]), log
     assert out.stderr.count("booting a new one") == 3, log
     assert out.returncode == 1, log
     assert qemus_with(MEMORY) == [], "QEMU of the inner run still running"
