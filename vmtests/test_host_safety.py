@@ -1,0 +1,64 @@
+"""What a guest must not reach (issue 13): the host's files, and the network beyond loopback.
+
+A kernel under test is someone's patch; its guest shares the host's root (x86_64) or a root
+filesystem in the cache (arm64) and a build directory. The suite lets it write nowhere on the
+host: writes inside the guest may fail (a read-only 9p root) or land in the guest's own tmpfs,
+but none may show up on the host. The guest's SSH port is forwarded on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.guest import Guest
+
+# Guest paths a misbehaving guest would try: system dirs, root's home, the temp dirs the host
+# shares with it, and the build directory it is given (read-only) for modules.
+GUEST_DIRS = ("/usr", "/etc", "/root", "/var/tmp", "/tmp", "/home")
+LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp*
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def host_path(guest: Guest, guest_path: str) -> Path:
+    """Where ``guest_path`` lives on the host: the same path on a shared root, else under the
+    foreign root filesystem (or a read-only dir the suite maps in)."""
+    spec = guest.vm.spec
+    for top, mount in spec.rodirs:
+        if guest_path == mount or guest_path.startswith(mount.rstrip("/") + "/"):
+            return top / Path(guest_path).relative_to(mount)
+    return Path(guest_path) if spec.root is None else spec.root / guest_path.lstrip("/")
+
+
+@pytest.mark.variants("sysfs")
+def test_guest_writes_never_reach_the_host(guest: Guest, kernel_build: KernelBuild) -> None:
+    marker = f"kheaders-guest-write-{secrets.token_hex(4)}"
+    targets = [f"{d}/{marker}" for d in GUEST_DIRS]
+    targets.append(f"{guest.guest_path(kernel_build.dir)}/{marker}")
+    absorbed = [t for t in targets if guest.run(("touch", t)).rc == 0]  # the guest's own tmpfs
+    leaked = [f"{t} -> {host_path(guest, t)}" for t in targets if host_path(guest, t).exists()]
+    for t in absorbed:
+        guest.run(("rm", "-f", t))
+    assert not leaked, f"guest writes reached the host: {leaked}"
+
+
+def listeners(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp* writes them) listening on ``port``."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hexport = fields[1].partition(":")
+            if int(hexport, 16) == port and fields[3] == LISTEN:
+                found.append(address)
+    return found
+
+
+@pytest.mark.variants("sysfs")
+def test_ssh_is_forwarded_on_loopback_only(guest: Guest) -> None:
+    bound = listeners(guest.vm.spec.port)
+    assert bound, f"nothing listens on the guest's SSH port {guest.vm.spec.port}"
+    assert set(bound) <= LOOPBACK, f"port {guest.vm.spec.port} listens beyond loopback: {bound}"
