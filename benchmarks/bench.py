@@ -53,10 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from kheaders_suite import accel, arches, variants
-from kheaders_suite.boot import boot
+from kheaders_suite.boot import BootOptions, boot
 from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
 from kheaders_suite.paths import REPO_ROOT, default_cache_dir
-from kheaders_suite.settings import Settings
 from kheaders_suite.source import embedded_source
 from kheaders_suite.timing import results, runner, summary, sweep, workload
 from kheaders_suite.timing.stats import summarize
@@ -84,13 +83,6 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def settings_for(cache: Path, arch_names: tuple[str, ...], results: Path) -> Settings:
-    return Settings(kernel_src=None, kernel_package="linux-source-6.12", arches=arch_names,
-                    accel="auto", cache_dir=cache, results_dir=results, guest_cpus=2,
-                    guest_memory="2G", build_jobs=(os.cpu_count() or 1) + 1,
-                    extra_fragments=(), sweep="reduced")
-
-
 def build_all(cache: Path, arch: arches.Arch) -> tuple[list[KernelBuild], dict[str, Any]]:
     src = embedded_source(cache)
     opts = BuildOptions(cache_dir=cache)
@@ -106,20 +98,21 @@ def build_all(cache: Path, arch: arches.Arch) -> tuple[list[KernelBuild], dict[s
     }
 
 
-def boot_and_read(build: KernelBuild, s: Settings, boots: int) -> dict[str, Any]:
+def boot_and_read(build: KernelBuild, opts: BootOptions, out: Path,
+                  boots: int) -> dict[str, Any]:
     """``boots`` boots to the first command answered, each with its profile."""
     profiles: list[BootProfile] = []
     read_median = None
     for i in range(boots):
-        guest = boot(build, s, s.results_dir / "consoles" / f"bench-{build.arch}-{i}.log", say)
+        guest = boot(build, opts, out / "consoles" / f"bench-{build.arch}-{i}.log", say)
         try:
             assert guest.profile is not None
             profiles.append(guest.profile)
             if read_median is None:
                 guest.write_bytes("/tmp/readtime.py", READ_SNIPPET.encode())
-                out = guest.run(("python3", "/tmp/readtime.py", "/sys/kernel/kheaders.tar.xz"),
-                                check=True)
-                read_median = round(float(out.stdout), 4)
+                timed = guest.run(("python3", "/tmp/readtime.py", "/sys/kernel/kheaders.tar.xz"),
+                                  check=True)
+                read_median = round(float(timed.stdout), 4)
         finally:
             guest.close()
     stages: dict[str, list[float]] = {}
@@ -133,11 +126,11 @@ def boot_and_read(build: KernelBuild, s: Settings, boots: int) -> dict[str, Any]
             "archive_read_seconds_median": read_median}
 
 
-def warm_suite(name: str, s: Settings) -> dict[str, Any]:
+def warm_suite(name: str, cache: Path, out: Path) -> dict[str, Any]:
     """The arch's VM suite without the sweeps, builds cached: wall seconds, exit status."""
     cmd = [sys.executable, "-m", "pytest", "vmtests", "-q", "-n", "0", "--arch", name,
-           "-m", "not timing", "--cache-dir", str(s.cache_dir),
-           "--results-dir", str(s.results_dir / f"suite-{name}")]
+           "-m", "not timing", "--cache-dir", str(cache),
+           "--results-dir", str(out / f"suite-{name}")]
     say(f"bench: {' '.join(cmd)}")
     start = time.monotonic()
     rc = subprocess.run(cmd, cwd=REPO_ROOT, check=False).returncode
@@ -228,26 +221,27 @@ def harness_figures(doc: dict[str, Any]) -> dict[str, Any]:
                                             env.get("host_loadavg_after")]}
 
 
-def timing_harness(build: KernelBuild, s: Settings) -> dict[str, Any]:
-    guest = boot(build, s, s.results_dir / "consoles" / f"bench-timing-{build.arch}.log", say)
+def timing_harness(build: KernelBuild, opts: BootOptions, out: Path) -> dict[str, Any]:
+    guest = boot(build, opts, out / "consoles" / f"bench-timing-{build.arch}.log", say)
     try:
-        doc = runner.measure(guest, build, harness_plan(), guest_cpus=s.guest_cpus,
+        doc = runner.measure(guest, build, harness_plan(), guest_cpus=opts.guest_cpus,
                              online=runner.online_cpus(guest))
     finally:
         guest.close()
-    results.write(doc, s.results_dir / "bench-timing")
+    results.write(doc, out / "bench-timing")
     return harness_figures(doc)
 
 
-def bench_arch(name: str, cache: Path, s: Settings, args: argparse.Namespace) -> dict[str, Any]:
+def bench_arch(name: str, opts: BootOptions, out: Path,
+               args: argparse.Namespace) -> dict[str, Any]:
     arch = arches.get(name)
-    builds, figures = build_all(cache, arch)
-    figures["accel"] = accel.detect("auto", arch, cache, builds[0].image).name
-    figures.update(boot_and_read(builds[0], s, args.boots))
+    builds, figures = build_all(opts.cache_dir, arch)
+    figures["accel"] = accel.detect(opts.accel, arch, opts.cache_dir, builds[0].image).name
+    figures.update(boot_and_read(builds[0], opts, out, args.boots))
     if args.suite:
-        figures.update(warm_suite(name, s))
+        figures.update(warm_suite(name, opts.cache_dir, out))
     if args.timing:
-        figures["timing_harness"] = timing_harness(builds[0], s)
+        figures["timing_harness"] = timing_harness(builds[0], opts, out)
     return figures
 
 
@@ -358,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         extra["first_result"] = first_result(out)
     if args.patch_ci:
         extra["patch_ci"] = patch_ci(out)
-    s = settings_for(cache, names, out)
-    results = {n: bench_arch(n, cache, s, args) for n in names}
+    opts = BootOptions(cache_dir=cache)  # the suite's defaults: accel auto, 2 CPUs, 2G
+    results = {n: bench_arch(n, opts, out, args) for n in names}
     args.out.write_text(json.dumps({"cold": args.cold, "machine": machine(), "results": results,
                                     **extra}, indent=1))
     print_targets(results, extra)

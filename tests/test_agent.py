@@ -65,7 +65,7 @@ def test_a_command_still_runs_by_default() -> None:
 
 
 def test_agent_command_is_clean_of_the_host_users_environment() -> None:
-    from kheaders_suite.guest import agent_command
+    from kheaders_suite.agentlink import agent_command
 
     cmd = agent_command(b"print(1)")
     assert cmd[:2] == ("env", "-i")

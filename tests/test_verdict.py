@@ -233,7 +233,8 @@ def test_a_kernel_report_outranks_a_dead_vm() -> None:
 
 
 def test_reproduce_names_test_build_and_shell() -> None:
-    text = reproduce("vmtests/t.py::test_a[x86_64-proc]", ["--kernel-src", "/src/with space"],
+    text = reproduce("vmtests/t.py::test_a[x86_64-proc]@x86_64",
+                     ["--kernel-src", "/src/with space"],
                      "x86_64", Path("/c/builds/x86_64-proc-k"), ["vng", "--run", "/c/bzImage"])
     assert text.splitlines() == [
         "the test alone: pytest 'vmtests/t.py::test_a[x86_64-proc]' --kernel-src "

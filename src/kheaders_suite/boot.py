@@ -1,21 +1,69 @@
-"""Boot a build and return a connected ``Guest``: accelerator, root, port, retry on a port clash."""
+"""Step 4: boot a build until its guest answers, and return the connected ``Guest``.
+
+``boot`` picks the accelerator, the root and a port, launches the VM and retries on a port
+clash; ``connect`` waits for sshd, starts the agent and runs a first command, and names the
+cause (VMLost, with the console tail) when the VM dies or never answers.
+
+Both have a seam, as KUnit's runner has for make and QEMU, so their logic is unit-tested
+without a VM: ``boot`` takes how to launch a VM and how to connect to it, ``connect`` how to
+open an SSH session.
+"""
 
 from __future__ import annotations
 
+import logging
 import shlex
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import paramiko
 
 from kheaders_suite import accel, arches, console, tools
 from kheaders_suite.build import KernelBuild
+from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import VMLost
-from kheaders_suite.guest import Guest, connect
-from kheaders_suite.settings import Settings
-from kheaders_suite.vm import VM, VMSpec, free_port, shell_command
+from kheaders_suite.guest import Guest
+from kheaders_suite.vm import VM, VMSpec, free_port, profile_boot, shell_command
 
+if TYPE_CHECKING:  # pytest's options record; boot itself needs only BootOptions
+    from kheaders_suite.settings import Settings
+
+# Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
+# traceback; those are expected while booting, and connect() reports the last one itself.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+
+VIRTME_KEY = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
+# Base seconds for sshd to answer under KVM; multiplied by Accel.scale(arch) under TCG.
+BOOT_TIMEOUT = 30.0
 PORT_ATTEMPTS = 3
 # Where a foreign-arch guest sees the build dir (/mnt exists, empty, in Debian roots).
 FOREIGN_BUILD_MOUNT = "/mnt"
+
+Progress = Callable[[str], None]
+# The seams: start a VM for a spec, its console going to a log; wait for a VM's guest (the
+# accelerator's time scale); open an SSH session to the forwarded port within a timeout.
+Launch = Callable[[VMSpec, Path], VM]
+Connect = Callable[[VM, float], Guest]
+OpenSSH = Callable[[int, float], paramiko.SSHClient]
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    """What a boot takes from the run's options, as plain data: the pytest plugin makes it
+    from its Settings, a caller outside pytest (benchmarks/bench.py) directly."""
+
+    cache_dir: Path  # root filesystems of foreign arches, the KVM probe's verdicts
+    accel: str = "auto"  # --accel: auto probes KVM for real, kvm or tcg force it
+    guest_cpus: int = 2
+    guest_memory: str = "2G"  # virtme-ng's size: digits with K, M or G
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> BootOptions:
+        return cls(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
+                   guest_memory=s.guest_memory)
 
 
 def vng_binary() -> str:
@@ -23,37 +71,106 @@ def vng_binary() -> str:
     return str(tools.checked_vng())
 
 
-def spec_for(build: KernelBuild, s: Settings, decision: accel.Accel,
-             progress: Callable[[str], None]) -> VMSpec:
+def launch_vng(spec: VMSpec, log: Path) -> VM:
+    return VM(spec, log, vng_binary())
+
+
+def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
+             progress: Progress) -> VMSpec:
     arch = arches.get(build.arch)
     root = None
     rodirs: tuple[tuple[Path, str], ...] = ()
     if not arch.is_native:
         from kheaders_suite.rootfs import ensure_rootfs
 
-        root = ensure_rootfs(s.cache_dir, arch, progress)
+        root = ensure_rootfs(opts.cache_dir, arch, progress)
         rodirs = ((build.dir, FOREIGN_BUILD_MOUNT),)
-    return VMSpec(build=build, arch=arch, accel=decision, port=free_port(), cpus=s.guest_cpus,
-                  memory=s.guest_memory, root=root, rodirs=rodirs)
+    return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
+                  cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs)
 
 
-def boot(build: KernelBuild, s: Settings, log: Path,
-         progress: Callable[[str], None]) -> Guest:
+def ssh_login(port: int, timeout: float) -> paramiko.SSHClient:
+    """An SSH session as root on the guest's forwarded port, with virtme-ng's key."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect("127.0.0.1", port=port, username="root", key_filename=str(VIRTME_KEY),
+                       look_for_keys=False, allow_agent=False, timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout)
+    except BaseException:
+        client.close()
+        raise
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(15)
+    return client
+
+
+def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
+            open_ssh: OpenSSH = ssh_login) -> Guest:
+    """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers."""
+    deadline = Deadline(boot_timeout * scale)
+    last_error = "no attempt"
+    while not deadline.expired:
+        if not vm.alive():
+            raise VMLost(_lost_message(vm, "VM exited before SSH came up"))
+        why = console.boot_failure(vm.console_text())
+        if why and "host forwarding" not in why and "qemu-system" not in why:
+            raise VMLost(_lost_message(vm, why))
+        try:
+            client = open_ssh(vm.spec.port, min(10.0, max(1.0, deadline.remaining)))
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            deadline.sleep(0.25)
+            continue
+        return _ready(vm, client, scale)
+    raise VMLost(_lost_message(vm, f"no SSH within {deadline.seconds:.0f}s ({last_error})"))
+
+
+def _ready(vm: VM, client: paramiko.SSHClient, scale: float) -> Guest:
+    """The guest behind ``client`` once its agent runs (or failed to start) and a first
+    command answered, with the profile of its boot."""
+    guest = Guest(vm, client, scale)
+    guest.ssh_at = time.monotonic()
+    try:
+        guest.start_agent()
+        guest.run(("true",), check=True)
+    except BaseException:
+        client.close()
+        raise
+    guest.ready_at = time.monotonic()
+    guest.profile = profile_boot(vm.launched, vm.arrivals, vm.own_console(),
+                                 guest.ssh_at, guest.ready_at)
+    return guest
+
+
+def _lost_message(vm: VM, why: str) -> str:
+    hint = console.boot_hint(vm.console_text())
+    if hint:
+        why = f"{why}; {hint}"
+    return (f"VM lost ({vm.spec.arch.name}-{vm.spec.build.variant}): {why}\n"
+            f"console log {vm.console}, last lines:\n{console.tail(vm.console_text(), 40)}")
+
+
+def boot(build: KernelBuild, opts: BootOptions, log: Path, progress: Progress, *,
+         launch: Launch = launch_vng, attach: Connect = connect) -> Guest:
+    """Boot ``build`` until its guest answers; a VM whose forwarded port was taken meanwhile
+    boots again on a new port (PORT_ATTEMPTS in all)."""
     arch = arches.get(build.arch)
-    decision = accel.detect(s.accel, arch, s.cache_dir, image=build.image)
+    decision = accel.detect(opts.accel, arch, opts.cache_dir, image=build.image)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    spec = spec_for(build, s, decision, progress)
+    spec = spec_for(build, opts, decision, progress)
     label = f"{arch.name}-{build.variant}"
     for attempt in range(1, PORT_ATTEMPTS + 1):
         progress(f"{label}: booting {build.release} under {decision.name}, console {log}")
-        vm = VM(spec, log, vng_binary())
+        vm = launch(spec, log)
         try:
-            guest = connect(vm, decision.scale(arch))
+            guest = attach(vm, decision.scale(arch))
         except VMLost as exc:
             vm.close()
             if console.hostfwd_conflict(vm.console_text()) and attempt < PORT_ATTEMPTS:
-                spec = spec_for(build, s, decision, progress)
+                spec = spec_for(build, opts, decision, progress)
                 continue
             raise VMLost(f"{exc}\nthe same boot with a shell: "
                          f"{shlex.join(shell_command(spec, 'vng'))}") from None

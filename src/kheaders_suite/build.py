@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite import HARNESS_VERSION, kconfig, tools, worktree
+from kheaders_suite import HARNESS_VERSION, kconfig, proc, tools, worktree
 from kheaders_suite.arches import Arch
 from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
 from kheaders_suite.locks import file_lock
@@ -435,48 +434,12 @@ class _Runner:
 
     def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
             env: dict[str, str] | None = None, expected: int | None = None) -> None:
-        full_env = {**os.environ, **self.env, **(env or {})}
-        with self.log.open("a") as sink:
-            sink.write(f"\n$ {' '.join(cmd)}\n")
-            sink.flush()
-            start = sink.tell()
-            # Its own process group: a timeout or an interrupt ends make and every compiler.
-            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=sink,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-            try:
-                self._wait(proc, start, expected)
-            finally:
-                _end_group(proc)
-        if proc.returncode != 0:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
-            raise BuildFailed(f"{self.label}: {self.current} failed (exit {proc.returncode}); "
-                              f"full log {self.log}\n{tail}")
+        def tick(output: proc.Output, elapsed: float) -> None:
+            line = progress_line(self.current, count_steps(output.read()), expected, elapsed)
+            self.progress(f"{self.label}: {line}, log {self.log}")
 
-    def _output_since(self, start: int) -> bytes:
-        with self.log.open("rb") as log:
-            log.seek(start)
-            return log.read()
-
-    def _wait(self, proc: subprocess.Popen[bytes], start: int, expected: int | None) -> None:
-        began = time.monotonic()
-        deadline = began + self.timeout
-        while True:
-            try:
-                proc.wait(timeout=min(PROGRESS_EVERY, max(1.0, deadline - time.monotonic())))
-                self.steps = count_steps(self._output_since(start))
-                return
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    raise BuildFailed(f"{self.label}: {self.current} exceeded "
-                                      f"{self.timeout:.0f}s; log {self.log}") from None
-                steps = count_steps(self._output_since(start))
-                line = progress_line(self.current, steps, expected, time.monotonic() - began)
-                self.progress(f"{self.label}: {line}, log {self.log}")
-
-
-def _end_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of the command's process group (all of it, if it still runs)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        output = proc.run_logged(cmd, self.log, what=f"{self.label}: {self.current}",
+                                 error=BuildFailed, timeout=self.timeout, cwd=cwd,
+                                 env={**os.environ, **self.env, **(env or {})}, tick=tick,
+                                 every=PROGRESS_EVERY)
+        self.steps = count_steps(output.read())

@@ -13,7 +13,6 @@ import os
 import platform
 import threading
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from kheaders_suite.guest import Guest
 from kheaders_suite.kernellog import KernelReported
 from kheaders_suite.report import WORKER_KEY, Recorder
 from kheaders_suite.source import KernelSource, embedded_source, user_source
-from kheaders_suite.variants import GuestStep, Variant
+from kheaders_suite.variants import Variant
 from kheaders_suite.vm import shell_command
 
 SETTINGS = pytest.StashKey[settings.Settings]()
@@ -180,11 +179,12 @@ def prefetch_rootfs(cache_dir: Path, arch: arches.Arch, say: Callable[[str], Non
 @pytest.fixture(scope="session")
 def guest(target: Target, kernel_build: KernelBuild, suite_settings: settings.Settings,
           pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[Guest]:
-    from kheaders_suite.boot import boot
+    from kheaders_suite.boot import BootOptions, boot
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log = suite_settings.results_dir / "consoles" / f"{target.id}-{worker}.log"
-    booted = boot(kernel_build, suite_settings, log, lambda m: progress(pytestconfig, m))
+    booted = boot(kernel_build, BootOptions.from_settings(suite_settings), log,
+                  lambda m: progress(pytestconfig, m))
     recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
                  accel=booted.accel.name, release=kernel_build.release)
     try:
@@ -201,38 +201,11 @@ def variant(target: Target) -> Variant:
     return variants.get(target.variant)
 
 
-@contextmanager
-def archive_present(guest: Guest, build: KernelBuild) -> Iterator[str]:
-    """The variant's setup steps (mount, modprobe), its archive path, then its teardown."""
-    variant = variants.get(build.variant)
-    facts = build_facts(build, guest)
-    for step in variant.setup:
-        run_step(guest, variants.expand(step, facts))
-    try:
-        yield variant.archive_path
-    finally:
-        for step in variant.teardown:
-            run_step(guest, variants.expand(step, facts))
-
-
 @pytest.fixture
 def kheaders(guest: Guest, kernel_build: KernelBuild) -> Iterator[str]:
     """The archive made present for one test, removed again afterwards."""
-    with archive_present(guest, kernel_build) as path:
+    with variants.archive_present(guest, kernel_build) as path:
         yield path
-
-
-def build_facts(build: KernelBuild, guest: Guest) -> dict[str, str]:
-    """Placeholders for variant steps, as paths the guest sees."""
-    modroot = guest.guest_path(build.modroot) if build.modroot else ""
-    return {"modroot": modroot, "release": build.release}
-
-
-def run_step(guest: Guest, step: GuestStep) -> None:
-    __tracebackhide__ = True
-    if step.unless is not None and guest.run(step.unless).rc == 0:
-        return
-    guest.run(step.argv, check=True)
 
 
 def guest_of(item: pytest.Item) -> Guest | None:

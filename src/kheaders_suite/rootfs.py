@@ -59,11 +59,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from kheaders_suite import proc
 from kheaders_suite.arches import Arch
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.locks import file_lock
@@ -234,7 +234,8 @@ def _build(final: Path, arch: Arch, method: Method, log: Path, progress: Progres
     if method is Method.EXTRACT:
         make_merged_usr(tmp, MERGED_DIRS.get(arch.debian_arch, DEFAULT_MERGED_DIRS))
     sources = HOST_SOURCES if HOST_SOURCES.is_file() else None
-    _run(mmdebstrap_command(tmp, arch, method, sources=sources), log)
+    proc.run_logged(mmdebstrap_command(tmp, arch, method, sources=sources), log,
+                    what="mmdebstrap", error=InfraError, timeout=BUILD_TIMEOUT, tail_lines=20)
     if method is Method.EXTRACT:
         extract_fixups(tmp)
     common_fixups(tmp)
@@ -244,20 +245,6 @@ def _build(final: Path, arch: Arch, method: Method, log: Path, progress: Progres
     with log.open("a") as sink:
         sink.write(f"# done in {seconds:.0f}s, {size / 1e6:.0f} MB\n")
     progress(f"rootfs {arch.debian_arch}: built in {seconds:.0f}s, {size / 1e6:.0f} MB")
-
-
-def _run(cmd: tuple[str, ...], log: Path) -> None:
-    with log.open("a") as sink:
-        sink.write(f"$ {' '.join(cmd)}\n")
-        sink.flush()
-        try:
-            proc = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=BUILD_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            raise InfraError(f"mmdebstrap exceeded {BUILD_TIMEOUT:.0f}s; log {log}") from None
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise InfraError(f"mmdebstrap failed (exit {proc.returncode}); full log {log}\n{tail}")
 
 
 def make_merged_usr(root: Path, dirs: Iterable[str]) -> None:

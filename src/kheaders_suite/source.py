@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite import debsrc
+from kheaders_suite import debsrc, proc
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.locks import file_lock
 
@@ -181,10 +181,8 @@ def _extract(tarball: Path, dest: Path) -> None:
         subprocess.run(("rm", "-rf", str(dest)), check=True)
     dest.mkdir(parents=True)
     # tar(1) with xz is several times faster than the tarfile module on a 150 MB kernel.
-    result = subprocess.run(("tar", "-xf", str(tarball), "-C", str(dest)),
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise InfraError(f"extracting {tarball} failed: {result.stderr.strip()[-300:]}")
+    proc.run_captured(("tar", "-xf", str(tarball), "-C", str(dest)),
+                      what=f"extracting {tarball}", error=InfraError)
     (dest / ".extracted").touch()
 
 

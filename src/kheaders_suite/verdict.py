@@ -56,7 +56,8 @@ def _first_line(exc: BaseException) -> str:
 def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Path | None,
               shell: Sequence[str] | None) -> str:
     """How to run this again by hand: the test alone, its build, the kernel with a shell."""
-    lines = [f"the test alone: {shlex.join(['pytest', nodeid, *source_args, '--arch', arch])}"]
+    test = nodeid.split("@")[0]  # xdist's --dist=loadgroup appends "@<group>"
+    lines = [f"the test alone: {shlex.join(['pytest', test, *source_args, '--arch', arch])}"]
     lines.append(f"its build: {build_dir}" if build_dir else "its build: none (not built)")
     if shell:
         lines.append(f"the same kernel with a shell: {shlex.join(shell)}")

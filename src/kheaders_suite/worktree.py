@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kheaders_suite import proc
 from kheaders_suite.errors import InfraError, PatchFailed
 from kheaders_suite.source import KernelVersion
 
@@ -105,7 +106,7 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
     """Make ``work`` equal to ``src`` plus ``series``, touching only what differs."""
     work.mkdir(parents=True, exist_ok=True)
     previous = _read_state(work)
-    _run(rsync_cmd(src, work), "rsync of the kernel source")
+    proc.run_captured(rsync_cmd(src, work), what="rsync of the kernel source", error=InfraError)
     # rsync restored previously patched files with their old mtimes; make compares mtimes,
     # so without a touch an object built from the patched file would be kept.
     for rel in previous:
@@ -129,7 +130,8 @@ def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
         )
     for rel in files:
         _unshare(work / rel)
-    _run(patch_cmd(work, patch, False), f"applying {patch.name}")
+    proc.run_captured(patch_cmd(work, patch, False), what=f"applying {patch.name}",
+                      error=InfraError)
     return files
 
 
@@ -164,10 +166,3 @@ def _read_state(work: Path) -> list[str]:
 
 def _write_state(work: Path, touched: Sequence[str]) -> None:
     (work / _STATE).write_text(json.dumps(list(touched)))
-
-
-def _run(cmd: tuple[str, ...], what: str) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise InfraError(f"{what} failed ({cmd[0]} exit {result.returncode}): "
-                         f"{result.stderr.strip()[-300:]}")

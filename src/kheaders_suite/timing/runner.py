@@ -21,6 +21,7 @@ from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.guest_scripts import source
 from kheaders_suite.timing import preinstalled, results, sweep
+from kheaders_suite.variants import archive_present
 
 GUEST_DIR = "/run/kheaders-timing"  # a tmpfs mounted for the sweep (tmpfs_mount)
 # Base seconds per compile (KVM); multiplied by guest.scale. Generous: a bound, not a guess.
@@ -85,8 +86,6 @@ def measure(guest: Guest, build: KernelBuild, plan: sweep.SweepPlan, *, guest_cp
             online: int) -> dict[str, Any]:
     """One sweep against ``build``'s archive, made present as its variant does (setup and
     teardown steps), on a scratch tmpfs: the result document (results.document)."""
-    from kheaders_suite.plugin import archive_present  # the plugin is pytest's; import late
-
     tree = preinstalled.ensure(build)
     with archive_present(guest, build) as archive, tmpfs_mount(guest, GUEST_DIR):
         raw = run(guest, plan, archive, guest.guest_path(tree))

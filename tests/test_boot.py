@@ -1,0 +1,160 @@
+"""Booting without a VM (boot.py's seams): connect() against a fake VM and a fake SSH opener,
+boot() against a fake launcher and connector."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from kheaders_suite import arches, boot
+from kheaders_suite.boot import BootOptions
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.command import GuestStepFailed
+from kheaders_suite.errors import VMLost
+from kheaders_suite.guest import Guest
+from kheaders_suite.settings import Settings
+from kheaders_suite.vm import VM, VMSpec
+
+from .fakeguest import FakeChannel, FakeVM, reply, ssh_client
+from .test_vm import fake_build
+
+HOSTFWD = "qemu-system-x86_64: Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'"
+
+
+class Opener:
+    """Refuses the first ``refusals`` logins, then logs in over ``chan``."""
+
+    def __init__(self, refusals: int, chan: FakeChannel | None = None) -> None:
+        self.refusals, self.chan = refusals, chan or FakeChannel()
+        self.calls: list[tuple[int, float]] = []
+
+    def __call__(self, port: int, timeout: float) -> paramiko.SSHClient:
+        self.calls.append((port, timeout))
+        if len(self.calls) <= self.refusals:
+            raise ConnectionRefusedError(111, "Connection refused")
+        self.client, typed = ssh_client(self.chan)
+        return typed
+
+
+def test_options_are_the_four_settings_a_boot_uses(tmp_path: Path) -> None:
+    s = Settings(kernel_src=None, kernel_package="linux-source-6.12", arches=("arm64",),
+                 accel="tcg", cache_dir=tmp_path / "cache", results_dir=tmp_path, guest_cpus=3,
+                 guest_memory="512M", build_jobs=1, extra_fragments=(), sweep="reduced")
+    assert BootOptions.from_settings(s) == BootOptions(cache_dir=tmp_path / "cache", accel="tcg",
+                                                       guest_cpus=3, guest_memory="512M")
+    assert {f.name for f in fields(BootOptions)} <= {f.name for f in fields(Settings)}
+
+
+def test_connect_waits_for_sshd_and_returns_a_ready_guest(tmp_path: Path) -> None:
+    vm = FakeVM(tmp_path / "console.log", port=2345)
+    opener = Opener(refusals=2)
+    guest = boot.connect(vm.typed(), 1.0, boot_timeout=10.0, open_ssh=opener)
+    assert [port for port, _ in opener.calls] == [2345] * 3
+    assert all(1.0 <= timeout <= 10.0 for _, timeout in opener.calls)
+    assert guest.agent is not None  # the first command went over the agent's channel
+    assert [r["argv"] for r in opener.chan.requests] == [["true"]]
+    assert vm.launched < guest.ssh_at <= guest.ready_at
+    assert guest.profile is not None
+
+
+@pytest.mark.parametrize(("console", "up", "why"), [
+    ([], False, "VM exited before SSH came up"),
+    (["[    1.5] Kernel panic - not syncing: VFS: Unable to mount root fs"], True,
+     "Kernel panic - not syncing: VFS: Unable to mount root fs"),
+])
+def test_connect_names_a_vm_that_dies_at_once(tmp_path: Path, console: list[str], up: bool,
+                                              why: str) -> None:
+    vm = FakeVM(tmp_path / "console.log")
+    vm.console_lines += console
+    vm.up = up
+    opener = Opener(refusals=0)
+    with pytest.raises(VMLost, match=f"VM lost \\(x86_64-sysfs\\): {why}") as info:
+        boot.connect(vm.typed(), 1.0, open_ssh=opener)
+    assert "last lines:\nvirtme-ng init" in str(info.value)
+    assert not opener.calls
+
+
+def test_connect_gives_up_at_its_deadline_with_the_last_ssh_error(tmp_path: Path) -> None:
+    vm = FakeVM(tmp_path / "console.log")
+    vm.console_lines.append(HOSTFWD)  # boot() retries a port clash: no reason to stop here
+    start = time.monotonic()
+    with pytest.raises(VMLost, match=r"no SSH within 1s \(ConnectionRefusedError: "):
+        boot.connect(vm.typed(), 2.0, boot_timeout=0.5, open_ssh=Opener(refusals=1000))
+    assert 0.9 < time.monotonic() - start < 5.0  # boot_timeout scaled by 2
+
+
+def test_connect_closes_the_session_when_the_first_command_fails(tmp_path: Path) -> None:
+    opener = Opener(refusals=0, chan=FakeChannel(lambda r: reply(r, rc=1)))
+    with pytest.raises(GuestStepFailed):
+        boot.connect(FakeVM(tmp_path / "console.log").typed(), 1.0, open_ssh=opener)
+    assert opener.client.closed
+
+
+class Machine:
+    """boot()'s seams: launches FakeVMs; connecting fails while ``failures`` last."""
+
+    def __init__(self, tmp_path: Path, failures: list[BaseException]) -> None:
+        self.tmp_path, self.failures = tmp_path, failures
+        self.vms: list[FakeVM] = []
+
+    def launch(self, spec: VMSpec, log: Path) -> VM:
+        vm = FakeVM(log, spec.arch.name, spec.port)
+        self.vms.append(vm)
+        return vm.typed()
+
+    def attach(self, vm: VM, scale: float) -> Guest:
+        if len(self.vms) <= len(self.failures):
+            failure = self.failures[len(self.vms) - 1]
+            if isinstance(failure, VMLost) and "forwarding" in str(failure):
+                self.vms[-1].console_lines.append(HOSTFWD)
+            raise failure
+        _, client = ssh_client(FakeChannel())
+        guest = Guest(vm, client, scale)
+        guest.ready_at = time.monotonic()
+        return guest
+
+
+def native_build() -> KernelBuild:
+    native = [a for a in arches.names() if arches.get(a).is_native]
+    if not native:
+        pytest.skip("no supported arch is this host's")
+    return fake_build(native[0])
+
+
+def boot_on(tmp_path: Path, machine: Machine) -> tuple[Guest, list[str]]:
+    said: list[str] = []
+    opts = BootOptions(cache_dir=tmp_path, accel="tcg")
+    guest = boot.boot(native_build(), opts, tmp_path / "consoles" / "c.log", said.append,
+                      launch=machine.launch, attach=machine.attach)
+    return guest, said
+
+
+def test_boot_retries_a_port_clash_on_a_new_vm(tmp_path: Path) -> None:
+    machine = Machine(tmp_path, [VMLost("host forwarding")])
+    guest, said = boot_on(tmp_path, machine)
+    assert [vm.closed for vm in machine.vms] == [True, False]
+    assert guest.vm is machine.vms[1].typed()
+    assert sum("booting" in line for line in said) == 2
+    assert "ready after" in said[-1]
+
+
+def test_boot_gives_up_after_its_attempts_with_the_shell_to_reproduce(tmp_path: Path) -> None:
+    machine = Machine(tmp_path, [VMLost("host forwarding")] * boot.PORT_ATTEMPTS)
+    with pytest.raises(VMLost, match="the same boot with a shell: vng "):
+        boot_on(tmp_path, machine)
+    assert len(machine.vms) == boot.PORT_ATTEMPTS
+    assert all(vm.closed for vm in machine.vms)
+
+
+@pytest.mark.parametrize("failure", [VMLost("panic"), KeyboardInterrupt(), OSError("EPIPE")])
+def test_boot_leaves_no_vm_behind_when_connecting_fails(tmp_path: Path,
+                                                        failure: BaseException) -> None:
+    machine = Machine(tmp_path, [failure])
+    with pytest.raises(type(failure)):
+        boot_on(tmp_path, machine)
+    assert len(machine.vms) == 1  # not a port clash: no second boot
+    assert machine.vms[0].closed
