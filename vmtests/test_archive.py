@@ -12,8 +12,7 @@ import tarfile
 from kheaders_suite import variants
 from kheaders_suite.guest import Guest
 from kheaders_suite.guest_scripts import source
-from kheaders_suite.plugin import run_step
-from kheaders_suite.variants import GuestStep, Variant
+from kheaders_suite.variants import GuestStep, Variant, run_step
 
 NOBODY = "65534"
 READ_ALL = ("import hashlib, sys; data = open(sys.argv[1], 'rb').read(); "

@@ -26,13 +26,17 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite import arches
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.plugin import Target
 from kheaders_suite.report import Recorder
 from kheaders_suite.settings import Settings
 
-# The inner run's guests, told apart from every other QEMU on the host by their memory size.
-MEMORY = "1900M"
+
+def memory_for(arch: str) -> str:
+    """The inner run's guest memory: its QEMU told apart from every other one on the host
+    (the other arch's inner run included) by this size."""
+    return f"{1900 + arches.names().index(arch)}M"
 
 INNER = '''
 import os, signal, time
@@ -101,7 +105,8 @@ def inner_run(tmp_path: Path, target: Target, s: Settings) -> subprocess.Complet
               else ["--kernel-package", s.kernel_package])
     argv = [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
             "no:cacheprovider", "-n", "0", "-q", "--arch", target.arch, *source,
-            "--accel", s.accel, "--cache-dir", str(s.cache_dir), "--guest-memory", MEMORY,
+            "--accel", s.accel, "--cache-dir", str(s.cache_dir),
+            "--guest-memory", memory_for(target.arch),
             "--results-dir", str(tmp_path / "results"), "--junitxml", "junit.xml",
             "test_inner.py"]
     env = {**os.environ, "KHEADERS_FAULTS_OUT": str(tmp_path)}
@@ -148,6 +153,6 @@ def test_faults_are_reported_for_what_they_are(target: Target, kernel_build: Ker
             in got["test_6_report_in_setup"][1]), log
     assert out.stderr.count("booting a new one") == 3, log
     assert out.returncode == 1, log
-    assert qemus_with(MEMORY) == [], "QEMU of the inner run still running"
+    assert qemus_with(memory_for(target.arch)) == [], "QEMU of the inner run still running"
     recorder.add("faults", target.id,
                  panic_seconds=float((tmp_path / "panic-seconds").read_text()))

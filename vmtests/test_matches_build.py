@@ -14,8 +14,8 @@ import pytest
 from kheaders_suite import cflags
 from kheaders_suite.build import BUILD_TIMESTAMP, KernelBuild
 from kheaders_suite.guest import Guest
-from kheaders_suite.plugin import archive_present
 from kheaders_suite.report import Recorder
+from kheaders_suite.variants import archive_present
 from kheaders_suite.verify import (
     CheckResult,
     check_archive,
