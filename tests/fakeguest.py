@@ -54,6 +54,10 @@ class FakeChannel:
         self.requests: list[dict[str, Any]] = []
         self.exited = self.closed = False
         self.command = ""
+        self.timeout: float | None = None  # what settimeout set: bounds a blocking sendall
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
 
     def exec_command(self, command: str) -> None:
         self.command = command

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.agentlink import Agent
+from kheaders_suite.agentlink import SEND_TIMEOUT, Agent
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import GuestTimeout, VMLost
 
-from .fakeguest import FakeChannel, reply
+from .fakeguest import FakeChannel, reply, ssh_client
 
 
 def started(chan: FakeChannel) -> Agent:
@@ -97,3 +97,13 @@ def test_an_agent_that_never_says_ready_is_closed(greeting: bytes, exited: bool)
     chan.exited = exited
     assert Agent.ready(chan, Deadline(1.0)) is None
     assert chan.closed
+
+
+def test_start_bounds_every_send_to_the_guest() -> None:
+    """A guest that stops reading must not block sendall forever: the channel gets a timeout
+    (paramiko's sendall raises socket.timeout past it), scaled like the other deadlines."""
+    chan = FakeChannel()
+    _, typed = ssh_client(chan)
+    agent = Agent.start(typed, Deadline(300.0))  # 60 s x a TCG scale of 5
+    assert agent is not None
+    assert chan.timeout == SEND_TIMEOUT * 5

@@ -39,6 +39,9 @@ def agent_command(source: bytes) -> tuple[str, ...]:
     return ("env", "-i", *AGENT_ENV, GUEST_PYTHON, "-S", "-u", "-c", source.decode())
 
 
+SEND_TIMEOUT = 120.0  # seconds under KVM for one request to leave; scaled like the rest
+
+
 class Channel(Protocol):
     """What the Agent uses of a paramiko Channel (``fileno`` for select)."""
 
@@ -66,6 +69,10 @@ class Agent:
         if transport is None:
             return None
         chan = transport.open_session(timeout=deadline.remaining)
+        # A bound on sendall: a guest that stops reading (hung, or its window never opens)
+        # raises socket.timeout instead of blocking the run forever. Reads never block: the
+        # agent reads only what recv_ready() says is there.
+        chan.settimeout(SEND_TIMEOUT * max(1.0, deadline.seconds / 60.0))
         chan.exec_command(shlex.join(agent_command(guest_scripts.source("agent.py"))))
         return cls.ready(chan, deadline)
 

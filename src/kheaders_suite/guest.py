@@ -129,6 +129,7 @@ class Guest:
         if transport is None or not transport.is_active():
             raise VMLost(f"SSH session gone; console tail:\n{self.console_tail()}")
         chan = transport.open_session(timeout=deadline.remaining)
+        chan.settimeout(max(1.0, deadline.remaining))  # bounds sendall of stdin too
         start = time.monotonic()
         chan.exec_command(script)
         if stdin:

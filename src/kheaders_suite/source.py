@@ -41,6 +41,8 @@ class KernelVersion:
 
 # The kernels the suite's fragments, patches and verifier rules are made for: 6.1 LTS (the
 # oldest Debian ships) to mainline 7.x. Outside it a build would fail somewhere obscure.
+# ~25 s here for a 150 MB linux-source tarball: the bound is for a hung filesystem.
+EXTRACT_TIMEOUT = 1800.0
 SUPPORTED_MIN = KernelVersion(6, 1)
 SUPPORTED_BELOW = KernelVersion(8, 0)
 SUPPORTED = f"{SUPPORTED_MIN.major}.{SUPPORTED_MIN.minor} to {SUPPORTED_BELOW.major - 1}.x"
@@ -182,7 +184,7 @@ def _extract(tarball: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     # tar(1) with xz is several times faster than the tarfile module on a 150 MB kernel.
     proc.run_captured(("tar", "-xf", str(tarball), "-C", str(dest)),
-                      what=f"extracting {tarball}", error=InfraError)
+                      what=f"extracting {tarball}", error=InfraError, timeout=EXTRACT_TIMEOUT)
     (dest / ".extracted").touch()
 
 

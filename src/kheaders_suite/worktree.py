@@ -23,6 +23,10 @@ from kheaders_suite.errors import InfraError, PatchFailed
 from kheaders_suite.source import KernelVersion
 
 _STATE = ".kheaders-suite-patched.json"
+# Bounds, far above what they take here (a first copy ~30 s, a later sync ~2 s, a patch
+# under 1 s): a hung filesystem ends the build with an error instead of waiting forever.
+COPY_TIMEOUT = 1800.0
+PATCH_TIMEOUT = 120.0
 _PATCHED_FILE = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.M)
 _CHECKING = re.compile(r"^checking file (\S+)", re.M)
 
@@ -106,7 +110,8 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
     """Make ``work`` equal to ``src`` plus ``series``, touching only what differs."""
     work.mkdir(parents=True, exist_ok=True)
     previous = _read_state(work)
-    proc.run_captured(rsync_cmd(src, work), what="rsync of the kernel source", error=InfraError)
+    proc.run_captured(rsync_cmd(src, work), what="rsync of the kernel source", error=InfraError,
+                      timeout=COPY_TIMEOUT)
     # rsync restored previously patched files with their old mtimes; make compares mtimes,
     # so without a touch an object built from the patched file would be kept.
     for rel in previous:
@@ -121,7 +126,8 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
 
 def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
     files = patched_files(patch.read_text(errors="replace"))
-    dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True)
+    dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True,
+                         timeout=PATCH_TIMEOUT)
     if dry.returncode != 0:
         raise PatchFailed(
             f"carried patch {patch.parent.parent.name}/{patch.parent.name}/{patch.name} "
@@ -131,7 +137,7 @@ def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
     for rel in files:
         _unshare(work / rel)
     proc.run_captured(patch_cmd(work, patch, False), what=f"applying {patch.name}",
-                      error=InfraError)
+                      error=InfraError, timeout=PATCH_TIMEOUT)
     return files
 
 
