@@ -101,3 +101,38 @@ def test_a_failed_captured_command_quotes_the_end_of_its_stderr() -> None:
     assert message.startswith("applying 0001.patch failed (sh exit 2): xxx")
     assert message.endswith("xEND")
     assert len(message.split(": ", 1)[1]) == proc.STDERR_TAIL
+
+
+def test_a_killed_runner_leaves_no_compiler_behind(tmp_path: Path) -> None:
+    """An xdist worker killed mid-build (SIGKILL: no finally runs): the guardian, tied to the
+    runner by a parent-death signal, kills the command's whole group."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pidfile, log = tmp_path / "child.pid", tmp_path / "log"
+    runner = subprocess.Popen((sys.executable, "-c", (
+        "import sys; from pathlib import Path; from kheaders_suite import proc; "
+        "from kheaders_suite.errors import InfraError; "
+        f"proc.run_logged({group_script(pidfile)!r}, Path({str(log)!r}), what='make', "
+        "error=InfraError, timeout=60.0)")))
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.1)
+    child = pidfile.read_text().strip()
+    time.sleep(0.5)  # the guardian has started (setpriv execs it before the runner waits)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(child), "the build's child outlived its killed runner"
+
+
+def test_a_full_disk_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(StepFailed, match=r"the disk is full \(\d+ MiB free"):
+        proc.run_logged(("sh", "-c", "echo 'ld: final link failed: No space left on device';"
+                         " exit 1"), tmp_path / "log", what="make", error=StepFailed,
+                        timeout=10.0)

@@ -5,11 +5,11 @@ import pytest
 from kheaders_suite import arches
 from kheaders_suite.accel import Accel
 from kheaders_suite.build import KernelBuild
+from kheaders_suite.guardian import guardian_command
 from kheaders_suite.vm import (
     VMSpec,
     arrival,
     free_port,
-    guardian_command,
     profile_boot,
     vng_command,
 )

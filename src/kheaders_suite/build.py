@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite import HARNESS_VERSION, kconfig, proc, tools, worktree
+from kheaders_suite import HARNESS_VERSION, cache_entry, kconfig, proc, tools, worktree
 from kheaders_suite.arches import Arch
 from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
 from kheaders_suite.locks import file_lock
@@ -153,15 +153,20 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     """Return the cached build for this key, building it first if needed."""
     key = build_key(key_inputs(source, arch, variant, opts))
     out = opts.cache_dir / "builds" / f"{arch.name}-{variant.name}-{key}"
-    record = out / "build.json"
-    if record.exists():
-        return KernelBuild.from_json(record.read_text())
+    cached, _ = cache_entry.load(out)
+    if cached is not None:
+        return cached
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
-        if record.exists():  # another worker built it while we waited
-            return KernelBuild.from_json(record.read_text())
+        cached, why = cache_entry.load(out)  # another worker may have built it meanwhile
+        if cached is not None:
+            return cached
+        if why is not None:
+            progress(f"{arch.name}-{variant.name}: cached build {out} unusable ({why}); "
+                     "building it again")
+            cache_entry.discard(out)
         build = _build(source, arch, variant, opts, key, ws, out, progress)
-        record.write_text(build.to_json())
+        cache_entry.write(build)
     return build
 
 

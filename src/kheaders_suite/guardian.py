@@ -1,4 +1,4 @@
-"""Kills a VM's process group when the process that launched it dies.
+"""Kills a VM's (or a build's) process group when the process that launched it dies.
 
 vng runs `sh -c virtme-run ...`, which execs QEMU: a pdeathsig set on vng would not reach
 QEMU. So the launcher puts vng in its own session and starts this guardian under
@@ -17,6 +17,12 @@ import signal
 import sys
 import time
 from types import FrameType
+
+
+def guardian_command(pgid: int) -> tuple[str, ...]:
+    """The guardian of process group ``pgid``, dying with (and killing it after) its starter."""
+    return ("setpriv", "--pdeathsig", "TERM", "--",
+            sys.executable, "-m", "kheaders_suite.guardian", str(pgid))
 
 
 def _group_alive(pgid: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -21,11 +22,13 @@ from typing import IO, Any
 
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import InfraError
+from kheaders_suite.guardian import guardian_command
 
 # How often a long command's ``tick`` is called, in seconds.
 TICK_EVERY = 30.0
 # How much of a failed command's captured stderr its error quotes, in characters.
 STDERR_TAIL = 300
+DISK_FULL = "No space left on device"
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,36 @@ def run_logged(argv: tuple[str, ...], log: Path, *, what: str, error: type[Infra
         sink.flush()
         output = Output(log, sink.tell())
         proc = _start(argv, cwd, env, stdout=sink, stderr=subprocess.STDOUT)
-        with _owned(proc, lambda: error(f"{what} exceeded {timeout:.0f}s; log {log}")):
+        with _guarded(proc), \
+                _owned(proc, lambda: error(f"{what} exceeded {timeout:.0f}s; log {log}")):
             _wait(proc, Deadline(timeout), None if tick is None else partial(tick, output), every)
     if proc.returncode != 0:
-        raise error(f"{what} failed (exit {proc.returncode}); full log {log}\n"
-                    f"{_log_tail(log, tail_lines)}")
+        tail = _log_tail(log, tail_lines)
+        raise error(f"{what} failed (exit {proc.returncode}); full log {log}\n{tail}"
+                    f"{disk_full_hint(tail, log.parent)}")
     return output
+
+
+def disk_full_hint(tail: str, where: Path) -> str:
+    """A line saying the disk filled, when the output says so (ENOSPC in a compiler or ld)."""
+    if DISK_FULL not in tail:
+        return ""
+    free = shutil.disk_usage(where).free // (1 << 20)
+    return (f"\nthe disk is full ({free} MiB free on the file system of {where}): free space "
+            "and run again; nothing of this build was cached")
+
+
+@contextlib.contextmanager
+def _guarded(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """A guardian kills ``proc``'s group if this process dies first (a killed xdist worker:
+    no compiler outlives it); ended with the command."""
+    guardian = subprocess.Popen(guardian_command(proc.pid), stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        yield
+    finally:
+        guardian.kill()
+        guardian.wait()
 
 
 def run_captured(argv: tuple[str, ...], *, what: str, error: type[InfraError],

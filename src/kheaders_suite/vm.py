@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from kheaders_suite import console as consolelog
 from kheaders_suite.accel import Accel
 from kheaders_suite.arches import Arch
 from kheaders_suite.build import KernelBuild
+from kheaders_suite.guardian import guardian_command
 
 
 @dataclass(frozen=True)
@@ -131,11 +131,6 @@ def profile_boot(launched: float, arrivals: Sequence[tuple[float, int]], text: s
     return BootProfile(kernel_start=start, init=init.guest_seconds if init else None,
                        init_done=done.guest_seconds if done else None,
                        ssh=ssh_at - launched, ready=ready_at - launched)
-
-
-def guardian_command(pgid: int) -> tuple[str, ...]:
-    return ("setpriv", "--pdeathsig", "TERM", "--",
-            sys.executable, "-m", "kheaders_suite.guardian", str(pgid))
 
 
 def free_port() -> int:
