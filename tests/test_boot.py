@@ -31,11 +31,12 @@ class Opener:
     def __init__(self, refusals: int, chan: FakeChannel | None = None) -> None:
         self.refusals, self.chan = refusals, chan or FakeChannel()
         self.calls: list[tuple[int, float]] = []
+        self.refusal: Exception = ConnectionRefusedError(111, "Connection refused")
 
     def __call__(self, port: int, timeout: float) -> paramiko.SSHClient:
         self.calls.append((port, timeout))
         if len(self.calls) <= self.refusals:
-            raise ConnectionRefusedError(111, "Connection refused")
+            raise self.refusal
         self.client, typed = ssh_client(self.chan)
         return typed
 
@@ -62,7 +63,7 @@ def test_connect_waits_for_sshd_and_returns_a_ready_guest(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("console", "up", "why"), [
-    ([], False, "VM exited before SSH came up"),
+    ([], False, r"VM exited before SSH came up \(QEMU exited"),
     (["[    1.5] Kernel panic - not syncing: VFS: Unable to mount root fs"], True,
      "Kernel panic - not syncing: VFS: Unable to mount root fs"),
 ])
@@ -85,6 +86,19 @@ def test_connect_gives_up_at_its_deadline_with_the_last_ssh_error(tmp_path: Path
     with pytest.raises(VMLost, match=r"no SSH within 1s \(ConnectionRefusedError: "):
         boot.connect(vm.typed(), 2.0, boot_timeout=0.5, open_ssh=Opener(refusals=1000))
     assert 0.9 < time.monotonic() - start < 5.0  # boot_timeout scaled by 2
+
+
+def test_connect_names_sshd_when_the_guest_finished_booting(tmp_path: Path) -> None:
+    """Init done, no banner: the guest is up and its sshd is what failed."""
+    vm = FakeVM(tmp_path / "console.log")
+    vm.console_lines += ["[    2.1] virtme-ng-init: initialization done",
+                         "sshd: no hostkeys available -- exiting."]
+    banner = paramiko.SSHException("Error reading SSH protocol banner")
+    opener = Opener(refusals=1000)
+    opener.refusal = banner
+    with pytest.raises(VMLost, match=r"sshd did not start in the guest: .*SSHException: Error "
+                                     r"reading SSH protocol banner.*no hostkeys available"):
+        boot.connect(vm.typed(), 1.0, boot_timeout=0.5, open_ssh=opener)
 
 
 def test_connect_closes_the_session_when_the_first_command_fails(tmp_path: Path) -> None:

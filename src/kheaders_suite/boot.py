@@ -112,11 +112,11 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
     deadline = Deadline(boot_timeout * scale)
     last_error = "no attempt"
     while not deadline.expired:
-        if not vm.alive():
-            raise VMLost(_lost_message(vm, "VM exited before SSH came up"))
         why = console.boot_failure(vm.console_text())
         if why and "host forwarding" not in why and "qemu-system" not in why:
             raise VMLost(_lost_message(vm, why))
+        if not vm.alive():
+            raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({vm.gone()})"))
         try:
             client = open_ssh(vm.spec.port, min(10.0, max(1.0, deadline.remaining)))
         except (OSError, paramiko.SSHException, EOFError) as exc:
@@ -124,7 +124,20 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             deadline.sleep(0.25)
             continue
         return _ready(vm, client, scale)
-    raise VMLost(_lost_message(vm, f"no SSH within {deadline.seconds:.0f}s ({last_error})"))
+    raise VMLost(_lost_message(vm, no_ssh_reason(vm.console_text(), deadline.seconds,
+                                                 last_error)))
+
+
+def no_ssh_reason(text: str, seconds: float, last_error: str) -> str:
+    """Why nothing answered SSH: when virtme-ng's init says it finished, the guest is up and
+    its sshd is what did not start (QEMU's port forward accepts, then drops the connection)."""
+    if "init_done" not in console.milestones(text):
+        return f"no SSH within {seconds:.0f}s ({last_error})"
+    said = [console.strip_timestamp(line).strip() for line in text.splitlines()
+            if "sshd" in line or "ssh-keygen" in line]
+    lines = "; its console lines: " + " | ".join(said[-5:]) if said else ""
+    return (f"sshd did not start in the guest: virtme-ng's init finished, but nothing answered "
+            f"SSH within {seconds:.0f}s ({last_error}){lines}")
 
 
 def _ready(vm: VM, client: paramiko.SSHClient, scale: float) -> Guest:
