@@ -47,3 +47,34 @@ def test_a_run_that_checked_something_keeps_its_status(tmp_path: Path, body: str
     out = _run(tmp_path, body)
     assert out.returncode == 0, out.stdout
     assert "nothing was checked" not in out.stdout + out.stderr
+
+
+TARGETED = """
+import pytest
+
+@pytest.mark.variants({names})
+def test_on_a_target(target):
+    pass
+"""
+
+
+def _run_args(tmp_path: Path, body: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_x.py").write_text(body)
+    return subprocess.run(
+        (sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
+         "no:cacheprovider", "--accel", "tcg", "--arch", "x86_64", "--cache-dir",
+         str(tmp_path / "cache"), "--collect-only", "-q", "test_x.py", *args),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_a_misspelt_variant_in_a_marker_is_an_error_naming_the_variants(tmp_path: Path) -> None:
+    out = _run_args(tmp_path, TARGETED.format(names='"prco"'))
+    assert out.returncode != 0
+    assert "@pytest.mark.variants names prco; variants are sysfs" in out.stdout + out.stderr
+
+
+def test_a_keyword_selecting_nothing_names_the_ids(tmp_path: Path) -> None:
+    out = _run_args(tmp_path, TARGETED.format(names='"proc"'), "-k", "prco")
+    assert out.returncode == 5
+    assert "-k 'prco' selected no test: ids are <arch>-<variant>" in out.stderr
+    assert _run_args(tmp_path, TARGETED.format(names='"proc"'), "-k", "proc").returncode == 0

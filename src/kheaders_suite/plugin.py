@@ -76,6 +76,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     s = metafunc.config.stash[SETTINGS]
     marker = metafunc.definition.get_closest_marker("variants")
     wanted = marker.args if marker else variants.names()
+    unknown = sorted(set(wanted) - set(variants.names()))
+    if unknown:  # a misspelt name would otherwise parametrize nothing, silently
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.variants names "
+                                f"{', '.join(unknown)}; variants are {', '.join(variants.names())}")
     params = [
         pytest.param(Target(a, v), id=f"{a}-{v}",
                      marks=pytest.mark.xdist_group(xdist_group(s.arches, a, v)))
@@ -420,6 +424,11 @@ def junit_as_error(config: pytest.Config | None, report: pytest.TestReport, reas
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     counter = config.stash[OUTCOMES]
+    if getattr(config, "workerinput", None) is None and session.exitstatus == \
+            pytest.ExitCode.NO_TESTS_COLLECTED and config.option.keyword:
+        progress(config, f"-k {config.option.keyword!r} selected no test: ids are "
+                         f"<arch>-<variant>, arches {', '.join(arches.names())}, variants "
+                         f"{', '.join(variants.names())} (e.g. -k 'x86_64 and proc')")
     if getattr(config, "workerinput", None) is None and counter.nothing_ran(
             int(session.exitstatus)):
         progress(config, f"every selected test ({counter.skipped}) was skipped: "
