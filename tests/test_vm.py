@@ -149,3 +149,26 @@ def test_shell_command_is_the_boot_without_ssh() -> None:
     assert "--ssh-tcp" not in shell
     assert "2345" not in shell
     assert [a for a in vng_command(spec) if a not in ("--ssh", "2345", "--ssh-tcp")] == list(shell)
+
+
+def test_vng_runs_with_a_home_in_the_cache_so_its_keys_are_the_caches() -> None:
+    """virtme-ng keeps its SSH host keys and login key under ~/.cache/virtme-ng/.ssh: with
+    HOME in the suite's cache, each cache has keys of its own, and the user's are not used."""
+    from kheaders_suite.vm import ssh_key, vng_env
+
+    spec = VMSpec(fake_build(), arches.get("x86_64"), Accel("tcg", "no vmx"), port=2345,
+                  vng_home=Path("/c/vng-home"))
+    env = vng_env(spec, "/venv/bin/vng", {"HOME": "/root", "PATH": "/usr/bin"})
+    assert env["HOME"] == "/c/vng-home"
+    assert env["PATH"] == "/venv/bin:/usr/bin"
+    assert ssh_key(spec) == Path("/c/vng-home/.cache/virtme-ng/.ssh/id_virtme")
+    plain = VMSpec(fake_build(), arches.get("x86_64"), Accel("tcg", "no vmx"), port=2345)
+    assert vng_env(plain, "/venv/bin/vng", {"HOME": "/root"})["HOME"] == "/root"
+
+
+def test_boot_puts_vngs_home_in_the_cache(tmp_path: Path) -> None:
+    from kheaders_suite.boot import VNG_HOME, BootOptions, spec_for
+
+    spec = spec_for(fake_build(), BootOptions(cache_dir=tmp_path), Accel("tcg", "t"),
+                    lambda m: None)
+    assert spec.vng_home == tmp_path / VNG_HOME

@@ -9,12 +9,15 @@ but none may show up on the host. The guest's SSH port is forwarded on 127.0.0.1
 from __future__ import annotations
 
 import secrets
+import stat
 from pathlib import Path
 
 import pytest
 
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
+from kheaders_suite.settings import Settings
+from kheaders_suite.vm import ssh_key
 
 # Guest paths a misbehaving guest would try: system dirs, root's home, the temp dirs the host
 # shares with it, and the build directory it is given (read-only) for modules.
@@ -62,3 +65,14 @@ def test_ssh_is_forwarded_on_loopback_only(guest: Guest) -> None:
     bound = listeners(guest.vm.spec.port)
     assert bound, f"nothing listens on the guest's SSH port {guest.vm.spec.port}"
     assert set(bound) <= LOOPBACK, f"port {guest.vm.spec.port} listens beyond loopback: {bound}"
+
+
+@pytest.mark.variants("sysfs")
+def test_the_login_key_is_the_caches_own(guest: Guest, suite_settings: Settings) -> None:
+    """The key this session logged in with was made by vng for this cache (its HOME is in
+    the cache), is private, and is not the user's own virtme-ng key."""
+    key = ssh_key(guest.vm.spec)
+    assert suite_settings.cache_dir in key.parents, f"{key} is not the cache's"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    users = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
+    assert not users.exists() or users.read_bytes() != key.read_bytes()

@@ -16,6 +16,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from kheaders_suite.build import KernelBuild
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import VMLost
 from kheaders_suite.guest import Guest
-from kheaders_suite.vm import VM, VMSpec, free_port, profile_boot, shell_command
+from kheaders_suite.vm import VM, VMSpec, free_port, profile_boot, shell_command, ssh_key
 
 if TYPE_CHECKING:  # pytest's options record; boot itself needs only BootOptions
     from kheaders_suite.settings import Settings
@@ -35,7 +36,8 @@ if TYPE_CHECKING:  # pytest's options record; boot itself needs only BootOptions
 # traceback; those are expected while booting, and connect() reports the last one itself.
 logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
-VIRTME_KEY = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
+# virtme-ng's HOME inside the cache: its SSH keys (host and login) are the cache's own.
+VNG_HOME = "vng-home"
 # Base seconds for sshd to answer under KVM; multiplied by Accel.scale(arch) under TCG.
 BOOT_TIMEOUT = 30.0
 PORT_ATTEMPTS = 3
@@ -86,15 +88,16 @@ def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
         root = ensure_rootfs(opts.cache_dir, arch, progress)
         rodirs = ((build.dir, FOREIGN_BUILD_MOUNT),)
     return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
-                  cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs)
+                  cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs,
+                  vng_home=opts.cache_dir / VNG_HOME)
 
 
-def ssh_login(port: int, timeout: float) -> paramiko.SSHClient:
-    """An SSH session as root on the guest's forwarded port, with virtme-ng's key."""
+def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:
+    """An SSH session as root on the guest's forwarded port, with the cache's vng key."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
-        client.connect("127.0.0.1", port=port, username="root", key_filename=str(VIRTME_KEY),
+        client.connect("127.0.0.1", port=port, username="root", key_filename=str(key),
                        look_for_keys=False, allow_agent=False, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout)
     except BaseException:
@@ -107,8 +110,11 @@ def ssh_login(port: int, timeout: float) -> paramiko.SSHClient:
 
 
 def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
-            open_ssh: OpenSSH = ssh_login) -> Guest:
-    """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers."""
+            open_ssh: OpenSSH | None = None) -> Guest:
+    """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers.
+    ``open_ssh`` (port, timeout): by default ssh_login with the key vng made for this VM."""
+    if open_ssh is None:
+        open_ssh = partial(ssh_login, key=ssh_key(vm.spec))
     deadline = Deadline(boot_timeout * scale)
     last_error = "no attempt"
     while not deadline.expired:

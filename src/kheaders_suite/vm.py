@@ -38,6 +38,9 @@ class VMSpec:
     # (host dir, guest mount point) for a foreign root, which cannot see the host's paths;
     # the mount point must exist in that root (it is read-only in the guest).
     rodirs: tuple[tuple[Path, str], ...] = ()
+    # HOME for vng: virtme-ng keeps its SSH host keys and login key in ~/.cache/virtme-ng/.ssh,
+    # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
+    vng_home: Path | None = None
 
     def guest_path(self, host: Path) -> str:
         """Where the guest sees ``host``: the same path on a shared host root."""
@@ -68,6 +71,22 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         # One word: vng's argparse takes "-cpu ..." after a space for an option of its own.
         cmd += (f"--qemu-opts=-cpu {spec.arch.tcg_cpu}",)
     return cmd
+
+
+def vng_env(spec: VMSpec, vng: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """vng's environment: its own bin dir first on PATH (`sh -c virtme-run ...` needs it
+    when the venv is not activated), and HOME moved to ``spec.vng_home`` when set."""
+    env = dict(os.environ if base is None else base)
+    env.update(PYTHONUNBUFFERED="1", PATH=f"{Path(vng).parent}{os.pathsep}{env.get('PATH', '')}")
+    if spec.vng_home is not None:
+        env["HOME"] = str(spec.vng_home)
+    return env
+
+
+def ssh_key(spec: VMSpec) -> Path:
+    """The private key vng authorizes in the guest (it makes it on first use, mode 0600)."""
+    home = spec.vng_home if spec.vng_home is not None else Path.home()
+    return home / ".cache/virtme-ng/.ssh/id_virtme"
 
 
 def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
@@ -161,11 +180,11 @@ class VM:
         self.launched = time.monotonic()
         # vng runs `sh -c virtme-run ...`: its own bin dir must be on PATH (a venv not
         # activated, as under `.venv/bin/pytest`).
-        path = f"{Path(vng).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path}
+        if spec.vng_home is not None:
+            spec.vng_home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.proc = subprocess.Popen(vng_command(spec, vng), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=env)
+                                     start_new_session=True, env=vng_env(spec, vng))
         self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None
