@@ -114,3 +114,36 @@ def test_key_follows_what_a_fragment_asks_of_this_version_not_its_text(tmp_path:
     assert _key(tmp_path, only_new, old) == _key(tmp_path, base, old)
     assert _key(tmp_path, only_new, new) != _key(tmp_path, base, new)
     assert _key(tmp_path, "CONFIG_A=m\n", old) != _key(tmp_path, base, old)
+
+
+def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
+        tmp_path: Path) -> None:
+    """plain: the fragments, key parts and workspace of before flavors existed (a cache stays
+    warm); debug: its fragment after the variant's (a user's still last), a key of its own,
+    and a workspace of its own (sharing one would rebuild the whole kernel at every switch)."""
+    arch, variant = arches.get("x86_64"), variants.get("module")
+    extra = (Path("/x.config"),)
+    plain = build.fragments_for(arch, variant, extra)
+    debug = build.fragments_for(arch, variant, extra, "debug")
+    assert debug == [*plain[:-1], build.CONFIGS_DIR / "flavor-debug.config", plain[-1]]
+    src = KernelSource(tmp_path, KernelVersion(7, 3, 4), "fake", "fake")
+
+    def parts(flavor: str) -> dict[str, str]:
+        opts = build.BuildOptions(cache_dir=tmp_path, flavor=flavor)
+        return build.key_inputs(src, arch, variant, opts)
+
+    assert not any("flavor" in k for k in parts("plain"))
+    assert "fragment:flavor-debug.config" in parts("debug")
+    assert build.build_key(parts("debug")) != build.build_key(parts("plain"))
+    ws = {f: build.workspace(build.BuildOptions(cache_dir=tmp_path, flavor=f), src, arch)
+          for f in ("plain", "debug")}
+    assert ws["debug"] == ws["plain"].with_name(f"{ws['plain'].name}-debug")
+
+
+def test_the_debug_fragment_asks_for_the_checkers() -> None:
+    from kheaders_suite import kconfig
+
+    wanted = kconfig.parse_config((build.CONFIGS_DIR / "flavor-debug.config").read_text())
+    for symbol in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_ATOMIC_SLEEP",
+                   "CONFIG_UBSAN"):
+        assert wanted[symbol] == "y"

@@ -98,14 +98,23 @@ class BuildOptions:
     # archive in every version), so every build packs its own config.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
+    flavor: str = "plain"  # FLAVORS: "debug" adds KASAN, lockdep, UBSAN, atomic-sleep checks
     # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
     # gen_kheaders.sh's command line, so changing it alone regenerates the archive.
     timestamp: str = BUILD_TIMESTAMP
 
 
-def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = ()) -> list[Path]:
+# Flavors: what every build of a run adds to base, arch and variant. "plain" adds nothing (its
+# keys and object trees are what they were before flavors existed); "debug" adds the kernel's
+# checkers in an object tree of its own (switching flavors would rebuild the whole kernel).
+FLAVORS: dict[str, tuple[str, ...]] = {"plain": (), "debug": ("flavor-debug.config",)}
+
+
+def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = (),
+                  flavor: str = "plain") -> list[Path]:
     return [CONFIGS_DIR / BASE_FRAGMENT, CONFIGS_DIR / arch.fragment,
-            CONFIGS_DIR / variant.fragment, *extra]
+            CONFIGS_DIR / variant.fragment, *(CONFIGS_DIR / f for f in FLAVORS[flavor]),
+            *extra]
 
 
 def build_key(parts: Mapping[str, str]) -> str:
@@ -131,7 +140,7 @@ def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
              "variant": variant.name, "compiler": compiler_version(arch),
              "timestamp": opts.timestamp,
              "force_kheaders_regen": str(opts.force_kheaders_regen)}
-    for frag in fragments_for(arch, variant, opts.extra_fragments):
+    for frag in fragments_for(arch, variant, opts.extra_fragments, opts.flavor):
         # What the fragment asks of this kernel version, not its text: a comment or a line
         # for another version changes no build.
         wanted = kconfig.parse_config(kconfig.for_version(frag.read_text(), source.version))
@@ -145,7 +154,8 @@ def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
 
 def workspace(opts: BuildOptions, source: KernelSource, arch: Arch) -> Path:
     tree = hashlib.sha256(str(source.path).encode()).hexdigest()[:10]
-    return opts.cache_dir / "work" / f"{arch.name}-{tree}"
+    flavor = "" if opts.flavor == "plain" else f"-{opts.flavor}"
+    return opts.cache_dir / "work" / f"{arch.name}-{tree}{flavor}"
 
 
 def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
@@ -219,7 +229,8 @@ def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant
     worktree.sync(source.path, ws / "src", source.version, series)
     obj = ws / "obj"
     obj.mkdir(parents=True, exist_ok=True)
-    frags = kconfig.write_for_version(fragments_for(arch, variant, opts.extra_fragments),
+    frags = kconfig.write_for_version(fragments_for(arch, variant, opts.extra_fragments,
+                                                    opts.flavor),
                                       source.version, ws / "fragments")
     _configure(runner, ws / "src", obj, arch, frags)
     _check_config(ws / "src", obj, frags, opts.extra_fragments)

@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[SETTINGS]
     source = str(s.kernel_src) if s.kernel_src else f"{s.kernel_package} (embedded default)"
-    lines = [f"kheaders-suite: kernel source {source}; cache {s.cache_dir}"]
+    lines = [f"kheaders-suite: kernel source {source}; flavor {s.flavor}; cache {s.cache_dir}"]
     for name in s.arches:
         decision = accel.detect(s.accel, arches.get(name), s.cache_dir)
         lines.append(f"kheaders-suite: {name} guests: {decision.name} ({decision.reason})")
@@ -150,7 +150,8 @@ def kernel_source(suite_settings: settings.Settings) -> KernelSource:
 def kernel_build(target: Target, kernel_source: KernelSource,
                  suite_settings: settings.Settings, pytestconfig: pytest.Config) -> KernelBuild:
     opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
-                        extra_fragments=suite_settings.extra_fragments)
+                        extra_fragments=suite_settings.extra_fragments,
+                        flavor=suite_settings.flavor)
     arch = arches.get(target.arch)
     say = lambda m: progress(pytestconfig, m)  # noqa: E731
     if not arch.is_native:

@@ -53,6 +53,7 @@ class Settings:
     build_jobs: int
     extra_fragments: tuple[Path, ...]
     sweep: str  # "reduced" (CI) or "full"
+    flavor: str = "plain"  # build.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -81,6 +82,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="extra Kconfig fragment merged last (repeatable; part of the build key).")
     group.addoption("--sweep", choices=("reduced", "full"), default=None,
                     help="timing sweep size: reduced (default under CI=true) or full.")
+    group.addoption("--flavor", choices=("plain", "debug"), default="plain",
+                    help="kernel flavor: debug adds KASAN, lockdep (PROVE_LOCKING), UBSAN and "
+                         "DEBUG_ATOMIC_SLEEP to every build, in object trees of their own "
+                         "(part of the build key); their reports fail the test they come from.")
 
 
 def _arch_list(value: str | None) -> tuple[str, ...]:
@@ -215,6 +220,7 @@ def from_config(config: pytest.Config) -> Settings:
         build_jobs=at_least_one(opt("--build-jobs"), "--build-jobs"),
         extra_fragments=fragments(list(opt("--config-fragment")), tree, version),
         sweep=sweep,
+        flavor=str(opt("--flavor")),
     )
     check_host(config, names, s.cache_dir)
     return s
