@@ -1,0 +1,112 @@
+"""Ctrl-C during a boot, and an xdist worker killed while its guest runs (issue 13): no QEMU
+is left, and the next run works without any clean-up.
+
+Each case drives a pytest run of its own (this plugin, the target's cached sysfs build) and
+interrupts it from outside, as a developer's Ctrl-C or CI's out-of-memory killer would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite import arches
+from kheaders_suite.build import KernelBuild
+from kheaders_suite.plugin import Target
+from kheaders_suite.settings import Settings
+from vmtests.test_faults import qemus_with
+
+INNER = '''
+import pytest
+
+@pytest.mark.variants("sysfs")
+def test_boots(guest):
+    assert guest.run(("true",)).rc == 0
+'''
+WAIT = 900.0  # for a line of the inner run (a cold boot beside other guests under TCG)
+
+
+def memory_for(arch: str) -> str:
+    """These runs' guest memory: their QEMU told apart from every other one on the host."""
+    return f"{1910 + arches.names().index(arch)}M"
+
+
+def start(tmp_path: Path, target: Target, s: Settings, *extra: str) -> subprocess.Popen[bytes]:
+    (tmp_path / "test_inner.py").write_text(INNER)
+    source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
+              else ["--kernel-package", s.kernel_package])
+    argv = [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
+            "no:cacheprovider", "-q", "--arch", target.arch, *source, "--accel", s.accel,
+            "--cache-dir", str(s.cache_dir), "--guest-memory", memory_for(target.arch),
+            "--results-dir", str(tmp_path / "results"), *extra, "test_inner.py"]
+    with (tmp_path / "out.log").open("ab") as sink:
+        return subprocess.Popen(argv, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def wait_for(log: Path, text: str) -> None:
+    __tracebackhide__ = True
+    deadline = time.monotonic() + WAIT
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no {text!r} in {log}:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def no_qemu_within(marker: str, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while qemus_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return qemus_with(marker)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def run_again(tmp_path: Path, target: Target, s: Settings) -> str:
+    """The same run, to the end: it must pass without any clean-up."""
+    (tmp_path / "out.log").write_text("")
+    proc = start(tmp_path, target, s, "-n", "0")
+    proc.wait(timeout=WAIT)
+    out = (tmp_path / "out.log").read_text(errors="replace")
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.variants("sysfs")
+def test_ctrl_c_during_a_boot_leaves_nothing_behind(target: Target, kernel_build: KernelBuild,
+                                                    suite_settings: Settings,
+                                                    tmp_path: Path) -> None:
+    proc = start(tmp_path, target, suite_settings, "-n", "0")
+    wait_for(tmp_path / "out.log", ": booting ")
+    time.sleep(2.0)  # QEMU is up and the kernel boots
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == pytest.ExitCode.INTERRUPTED
+    assert no_qemu_within(memory_for(target.arch), 15.0) == [], "QEMU outlived the Ctrl-C"
+    assert "1 passed" in run_again(tmp_path, target, suite_settings)
+
+
+@pytest.mark.variants("sysfs")
+def test_a_killed_xdist_worker_leaves_no_qemu(target: Target, kernel_build: KernelBuild,
+                                              suite_settings: Settings, tmp_path: Path) -> None:
+    proc = start(tmp_path, target, suite_settings, "-n", "1")
+    wait_for(tmp_path / "out.log", ": ready after ")
+    assert qemus_with(memory_for(target.arch)), "the worker's guest is not running"
+    for worker in children(proc.pid):
+        os.kill(worker, signal.SIGKILL)
+    proc.wait(timeout=300)
+    assert no_qemu_within(memory_for(target.arch), 15.0) == [], "QEMU outlived its worker"
+    assert "1 passed" in run_again(tmp_path, target, suite_settings)
