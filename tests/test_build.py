@@ -125,7 +125,7 @@ def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
     extra = (Path("/x.config"),)
     plain = build.fragments_for(arch, variant, extra)
     debug = build.fragments_for(arch, variant, extra, "debug")
-    assert debug == [*plain[:-1], build.CONFIGS_DIR / "flavor-debug.config", plain[-1]]
+    assert debug == [*plain[:-1], CONFIGS_DIR / "flavor-debug.config", plain[-1]]
     src = KernelSource(tmp_path, KernelVersion(7, 3, 4), "fake", "fake")
 
     def parts(flavor: str) -> dict[str, str]:
@@ -143,7 +143,7 @@ def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
 def test_the_debug_fragment_asks_for_the_checkers() -> None:
     from kheaders_suite import kconfig
 
-    wanted = kconfig.parse_config((build.CONFIGS_DIR / "flavor-debug.config").read_text())
+    wanted = kconfig.parse_config((CONFIGS_DIR / "flavor-debug.config").read_text())
     for symbol in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_ATOMIC_SLEEP",
                    "CONFIG_UBSAN"):
         assert wanted[symbol] == "y"
