@@ -33,10 +33,10 @@ from kheaders_suite.report import Recorder
 from kheaders_suite.settings import Settings
 
 
-def memory_for(arch: str) -> str:
-    """The inner run's guest memory: its QEMU told apart from every other one on the host
-    (the other arch's inner run included) by this size."""
-    return f"{1900 + arches.names().index(arch)}M"
+def memory_for(arch: str, base: int = 1900) -> str:
+    """An inner run's guest memory: its QEMU told apart from every other one on the host
+    (the other arch's inner run, another module's inner runs) by this size."""
+    return f"{base + arches.names().index(arch)}M"
 
 INNER = '''
 import os, signal, time
@@ -99,16 +99,22 @@ def qemus_with(marker: str) -> list[int]:
     return found
 
 
-def inner_run(tmp_path: Path, target: Target, s: Settings) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_inner.py").write_text(INNER)
+def inner_argv(tmp_path: Path, body: str, target: Target, s: Settings, memory: str,
+               *extra: str) -> list[str]:
+    """A pytest run of its own with this plugin on ``body`` (written to test_inner.py): the
+    outer run's kernel, arch, accelerator and cache, guests of ``memory``."""
+    (tmp_path / "test_inner.py").write_text(body)
     source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
               else ["--kernel-package", s.kernel_package])
-    argv = [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
-            "no:cacheprovider", "-n", "0", "-q", "--arch", target.arch, *source,
-            "--accel", s.accel, "--cache-dir", str(s.cache_dir),
-            "--guest-memory", memory_for(target.arch),
-            "--results-dir", str(tmp_path / "results"), "--junitxml", "junit.xml",
-            "test_inner.py"]
+    return [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
+            "no:cacheprovider", "-q", "--arch", target.arch, *source, "--accel", s.accel,
+            "--cache-dir", str(s.cache_dir), "--guest-memory", memory,
+            "--results-dir", str(tmp_path / "results"), *extra, "test_inner.py"]
+
+
+def inner_run(tmp_path: Path, target: Target, s: Settings) -> subprocess.CompletedProcess[str]:
+    argv = inner_argv(tmp_path, INNER, target, s, memory_for(target.arch), "-n", "0",
+                      "--junitxml", "junit.xml")
     env = {**os.environ, "KHEADERS_FAULTS_OUT": str(tmp_path)}
     return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=1800)

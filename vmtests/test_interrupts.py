@@ -10,17 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.plugin import Target
 from kheaders_suite.settings import Settings
-from vmtests.test_faults import qemus_with
+from vmtests.test_faults import inner_argv, memory_for, qemus_with
 
 INNER = '''
 import pytest
@@ -32,19 +30,12 @@ def test_boots(guest):
 WAIT = 900.0  # for a line of the inner run (a cold boot beside other guests under TCG)
 
 
-def memory_for(arch: str) -> str:
-    """These runs' guest memory: their QEMU told apart from every other one on the host."""
-    return f"{1910 + arches.names().index(arch)}M"
+def memory(arch: str) -> str:
+    return memory_for(arch, base=1910)
 
 
 def start(tmp_path: Path, target: Target, s: Settings, *extra: str) -> subprocess.Popen[bytes]:
-    (tmp_path / "test_inner.py").write_text(INNER)
-    source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
-              else ["--kernel-package", s.kernel_package])
-    argv = [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
-            "no:cacheprovider", "-q", "--arch", target.arch, *source, "--accel", s.accel,
-            "--cache-dir", str(s.cache_dir), "--guest-memory", memory_for(target.arch),
-            "--results-dir", str(tmp_path / "results"), *extra, "test_inner.py"]
+    argv = inner_argv(tmp_path, INNER, target, s, memory(target.arch), *extra)
     with (tmp_path / "out.log").open("ab") as sink:
         return subprocess.Popen(argv, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
 
@@ -95,7 +86,7 @@ def test_ctrl_c_during_a_boot_leaves_nothing_behind(target: Target, kernel_build
     time.sleep(2.0)  # QEMU is up and the kernel boots
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == pytest.ExitCode.INTERRUPTED
-    assert no_qemu_within(memory_for(target.arch), 15.0) == [], "QEMU outlived the Ctrl-C"
+    assert no_qemu_within(memory(target.arch), 15.0) == [], "QEMU outlived the Ctrl-C"
     assert "1 passed" in run_again(tmp_path, target, suite_settings)
 
 
@@ -104,9 +95,9 @@ def test_a_killed_xdist_worker_leaves_no_qemu(target: Target, kernel_build: Kern
                                               suite_settings: Settings, tmp_path: Path) -> None:
     proc = start(tmp_path, target, suite_settings, "-n", "1")
     wait_for(tmp_path / "out.log", ": ready after ")
-    assert qemus_with(memory_for(target.arch)), "the worker's guest is not running"
+    assert qemus_with(memory(target.arch)), "the worker's guest is not running"
     for worker in children(proc.pid):
         os.kill(worker, signal.SIGKILL)
     proc.wait(timeout=300)
-    assert no_qemu_within(memory_for(target.arch), 15.0) == [], "QEMU outlived its worker"
+    assert no_qemu_within(memory(target.arch), 15.0) == [], "QEMU outlived its worker"
     assert "1 passed" in run_again(tmp_path, target, suite_settings)

@@ -37,11 +37,6 @@ def as_user(argv: Sequence[str], user: str | None) -> tuple[str, ...]:
     return ("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *argv)
 
 
-def command_line(argv: Sequence[str], user: str | None = None) -> str:
-    """Shell-quote an argv (never pasted), dropping privileges first with ``user``."""
-    return shlex.join(as_user(argv, user))
-
-
 class Guest:
     """A booted VM reachable over SSH."""
 
@@ -160,9 +155,6 @@ class Guest:
             with sftp.open(path, "wb") as handle:
                 handle.write(data)
             sftp.chmod(path, mode)
-
-    def dmesg(self) -> str:
-        return self.run(("dmesg",), check=True).stdout
 
     def scan_kernel_log(self, phase: str) -> Scan:
         """What the kernel printed since the last scan, attributed to ``phase``: read from

@@ -11,7 +11,7 @@ messages, panics included) is scanned from where the last scan stopped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kheaders_suite.console import KernelReport, find_reports
 
@@ -73,7 +73,6 @@ class KernelLog:
 
     last_seq: int = -1
     console_offset: int = 0
-    history: list[Scan] = field(default_factory=list)
 
     def take_records(self, records: list[Record]) -> tuple[list[Record], int]:
         """(records after the cursor, how many were lost in a gap before them)."""
@@ -93,9 +92,7 @@ class KernelLog:
             lines, lost = tuple(console[self.console_offset:].splitlines()), 0
             source = "console"
         self.console_offset = len(console)
-        result = Scan(phase, lines, tuple(find_reports("\n".join(lines))), lost, source)
-        self.history.append(result)
-        return result
+        return Scan(phase, lines, tuple(find_reports("\n".join(lines))), lost, source)
 
 
 __all__ = ["KernelLog", "KernelReported", "Record", "Scan", "parse_kmsg"]

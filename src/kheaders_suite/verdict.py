@@ -14,7 +14,6 @@ to JUnit as <error>.
 from __future__ import annotations
 
 import shlex
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from kheaders_suite.kernellog import KernelReported
 
 INFRA_ATTR = "kheaders_infra"  # on a TestReport: why its failure is the harness's
 INFRA_PROPERTY = "kheaders-infrastructure"  # the same, as a JUnit property
-# Faults of the machinery, whatever raised them.
+# Faults of the machinery, whatever raised them (socket.timeout is TimeoutError).
 INFRA_TYPES: tuple[type[BaseException], ...] = (
-    InfraError, paramiko.SSHException, EOFError, ConnectionError, socket.timeout, TimeoutError,
+    InfraError, paramiko.SSHException, EOFError, ConnectionError, TimeoutError,
 )
 
 
