@@ -63,6 +63,8 @@ def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
 def test_every_compile_succeeded(compile_sweep: SweepOutcome) -> None:
     doc = compile_sweep.doc
     assert "gcc" in doc["compilers"], doc["compilers_skipped"]
+    # libclang is in both guests (ci/setup, rootfs.PACKAGES): the in-memory strategy must run
+    assert sweep.FRONTEND in doc["compilers"], doc["compilers_skipped"]
     bad = doc["failures"]
     assert not bad, f"{len(bad)} failed jobs; first: {bad[0]}"
 
@@ -80,7 +82,20 @@ def test_result_file_complete_and_valid(compile_sweep: SweepOutcome) -> None:
     assert all(s > 0 for s in doc["extraction"]["samples"])
     assert doc["extraction"]["files"] > 1000, "extraction produced too few files"
     assert compile_sweep.path.with_suffix(".png").stat().st_size > 0
+    clang = {(p["strategy"], p["n"]) for p in doc["points"] if p["compiler"] == sweep.FRONTEND}
+    assert clang == set(plan.frontend)
 
+
+def test_headers_in_memory_compared_with_tmpfs_and_the_shared_tree(
+        compile_sweep: SweepOutcome) -> None:
+    """frontend.py resident: every source (memory, tmpfs, 9p) at every N, every parse clean."""
+    resident, plan = compile_sweep.doc["resident"], compile_sweep.plan
+    assert resident is not None, "the parse-only comparison did not run"
+    assert resident["failures"] == 0
+    assert resident["files"] > 1000
+    got = {(p["source"], p["n"]): p["samples"] for p in resident["points"]}
+    assert set(got) == {(s, n) for s in ("memory", "tmpfs", "shared") for n in plan.resident_ns}
+    assert all(len(v) == plan.reps and min(v) > 0 for v in got.values())
 
 def test_extract_once_not_slower_than_extracting_per_compile(
         compile_sweep: SweepOutcome) -> None:

@@ -83,6 +83,10 @@ PACKAGES: tuple[str, ...] = (
     "tar", "xz-utils", "perl",  # what gen_kheaders.sh and `tar -xJf` of the archive use
     "gcc", "libc6-dev",  # compile against the extracted headers
     "python3",
+    # clang's front end as a library, for the in-memory strategy (guest_scripts/frontend.py;
+    # its pure-Python binding, python3-clang, is sent from the host: as a package it would
+    # pull libclang-14-dev, static libraries and all)
+    "libclang1-14",
 )
 # EXTRACT unpacks only what is named and its dependencies: name the Essential:yes set too
 # (dash for /bin/sh, base-passwd, mawk via base-files, ...), as an apt pattern.

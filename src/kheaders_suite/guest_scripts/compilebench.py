@@ -13,6 +13,12 @@ time ("loop_seconds": the harness's share) and the time inside posix_spawn ("spa
 process creation and exec). Separately the same jobs run with every step replaced by `true`
 ("overhead"): what process creation alone costs in this guest, a floor for any job runner.
 
+Strategy "in-memory" (issue 14) has one step per source: a compiler that decompresses the
+archive into its own memory and compiles from there (cfg["in_memory"][compiler], with
+{archive} and {src}: guest_scripts/frontend.py with libclang). cfg["points"] names, per
+compiler, the (strategy, N) points it runs; a compiler not named runs every point not in
+cfg["skip"].
+
 Rounds are interleaved (for each round: for each N: for each strategy) so drift on a busy host
 lands on every strategy alike; the first ``warmup`` rounds (at the N in ``warmup_ns`` only)
 warm the page cache and are reported apart.
@@ -193,7 +199,12 @@ class Bench:
         steps: list[Step] = []
         for k, src in enumerate(self.cfg["sources"]):
             out = os.path.join(outdir, f"{j}-{k}.o")
-            if strategy == "per-invocation":
+            if strategy == "in-memory":
+                # the program the probe resolved for this compiler, with in-memory arguments
+                template = [self.compilers[compiler][0], *self.cfg["in_memory"][compiler][1:]]
+                steps.append(Step("compile", fill(template, archive=self.archive, src=src,
+                                                  out=out)))
+            elif strategy == "per-invocation":
                 private = os.path.join(self.work, "priv", f"{j}-{k}")
                 steps += [self.extract_step(private),
                           self.compile_step(compiler, private, src, out),
@@ -205,6 +216,13 @@ class Bench:
             steps = [Step(s.phase, [self.true], s.mkdir) for s in steps]
         self.batch_no += 1
         return Job(steps, os.path.join(self.work, "err", f"{self.batch_no}-{j}.txt"))
+
+    def runs(self, compiler: str, strategy: str, n: int) -> bool:
+        """Whether ``compiler`` measures (strategy, n)."""
+        named = self.cfg.get("points", {}).get(compiler)
+        if named is not None:
+            return [strategy, n] in named
+        return strategy != "in-memory" and [strategy, n] not in self.cfg["skip"]
 
     def batch(self, jobs: list[Job], usage: TmpfsUsage, where: dict[str, Any]) -> Any:
         self.scratch("out")
@@ -233,6 +251,13 @@ def first_line(argv: list[str]) -> str:
     except OSError as exc:
         return f"unavailable: {exc}"
     return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+
+
+def version_argv(template: list[str]) -> list[str]:
+    """How to ask a compiler its version (frontend.py: libclang's, not python's)."""
+    if len(template) > 1 and template[1].endswith("frontend.py"):
+        return [*template[:2], "version"]
+    return [template[0], "--version"]
 
 
 def fstype(path: str) -> str:
@@ -310,7 +335,7 @@ def overhead(bench: Bench, usage: TmpfsUsage, ns: list[int],
     out = []
     for strategy in bench.cfg["strategies"]:
         for n in sorted({ns[0], ns[-1]}):
-            if [strategy, n] in bench.cfg["skip"]:
+            if not bench.runs("gcc", strategy, n):
                 continue
             samples = []
             for _ in range(reps + 1):
@@ -340,9 +365,9 @@ def sweep(bench: Bench, usage: TmpfsUsage) -> tuple[list[dict[str, Any]], dict[s
             calibrate(bench, usage, r))
         for n in cfg["ns"] if r >= cfg["warmup"] else cfg["warmup_ns"]:
             for strategy in cfg["strategies"]:
-                if [strategy, n] in cfg["skip"]:
-                    continue
                 for compiler in bench.compilers:
+                    if not bench.runs(compiler, strategy, n):
+                        continue
                     jobs = [bench.job(strategy, compiler, j) for j in range(n)]
                     where = {"strategy": strategy, "compiler": compiler, "n": n, "round": r}
                     result = bench.batch(jobs, usage, where)
@@ -365,7 +390,7 @@ def environment(bench: Bench) -> dict[str, Any]:
             "python": platform.python_version(), "cpus": os.cpu_count(),
             "mem_total_kb": mem_kb, "workdir_fstype": fstype(bench.work),
             "loadavg_before": os.getloadavg()[0],
-            "compiler_versions": {n: first_line([t[0], "--version"])
+            "compiler_versions": {n: first_line(version_argv(t))
                                   for n, t in bench.compilers.items()}}
 
 

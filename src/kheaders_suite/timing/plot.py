@@ -15,7 +15,9 @@ from typing import Any
 from kheaders_suite.timing.stats import summarize
 
 COMBINED = "compile-timing.png"
-STYLES = {"extract-once": "o-", "per-invocation": "s-", "pre-installed": "^-"}
+STYLES = {"extract-once": "o-", "per-invocation": "s-", "pre-installed": "^-",
+          "in-memory": "D-"}
+RESIDENT = {"memory": "D:", "tmpfs": "o:", "shared": "^:"}
 
 
 def write_plot(docs: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -55,7 +57,9 @@ def _panel(ax: Any, doc: dict[str, Any]) -> None:
             med = [s.median for s in sums]
             err = [[s.median - s.min for s in sums], [s.max - s.median for s in sums]]
             label = strategy if compiler == "gcc" else f"{strategy} ({compiler})"
-            ax.errorbar(ns, med, yerr=err, fmt=STYLES[strategy], capsize=3, label=label)
+            fmt = STYLES[strategy] if compiler == "gcc" else STYLES[strategy].replace("-", "--")
+            ax.errorbar(ns, med, yerr=err, fmt=fmt, capsize=3, label=label)
+    _resident(ax, doc.get("resident"))
     extraction = doc["extraction"].get("samples") or doc["extraction"].get("warmup")
     if extraction:
         ax.axhline(summarize(extraction).median, linestyle=":", color="grey",
@@ -69,6 +73,16 @@ def _panel(ax: Any, doc: dict[str, Any]) -> None:
                  f"{doc['accel']} {doc['online_cpus']} vCPUs", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def _resident(ax: Any, resident: dict[str, Any] | None) -> None:
+    """libclang parses with headers already in memory, on tmpfs, over the shared fs."""
+    for source, fmt in RESIDENT.items():
+        pts = sorted((p for p in (resident or {}).get("points", [])
+                      if p["source"] == source and p["samples"]), key=lambda p: p["n"])
+        if pts:
+            ax.plot([p["n"] for p in pts], [summarize(p["samples"]).median for p in pts], fmt,
+                    label=f"parse only, headers {source} (libclang)")
 
 
 def refresh_combined(directory: Path) -> Path | None:

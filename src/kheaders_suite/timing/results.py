@@ -11,6 +11,8 @@ Schema "kheaders-suite/compile-timing/1" (validate() checks it; tests/test_timin
     overhead [{strategy, n, steps, warmup, samples}]       (the same jobs, every step `true`)
     points [{compiler, strategy, n, warmup, samples, tmpfs_peak_bytes, batches}]
     failures [{strategy, compiler, n, round, job, rc, step, stderr}]
+    resident {decompress_seconds, files, bytes, roots, failures,          (issue 14; or null)
+              points [{source, n, warmup, samples, batches}]}
 
 Samples are wall seconds of one batch (N jobs started together, until the last one ends).
 """
@@ -54,7 +56,7 @@ def document(raw: dict[str, Any], *, arch: str, variant: str, release: str, acce
         "compilers": env.pop("compiler_versions", {}),
         "compilers_skipped": raw.get("compilers_skipped", {}), "environment": env,
         "extraction": raw["extraction"], "overhead": raw["overhead"], "points": raw["points"],
-        "calibration": raw.get("calibration", {}),
+        "calibration": raw.get("calibration", {}), "resident": raw.get("resident"),
         "failures": raw["failures"], "total_seconds": raw.get("total_seconds"),
         "ssh_seconds": raw.get("ssh_seconds"),
     }

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from kheaders_suite.build import KernelBuild
@@ -51,9 +52,26 @@ def online_cpus(guest: Guest) -> int:
     return int(guest.run(("getconf", "_NPROCESSORS_ONLN"), check=True).stdout.strip())
 
 
+# The host's python3-clang (pure Python, Debian: /usr/lib/python3/dist-packages/clang), sent
+# beside frontend.py: the arm64 root filesystem carries libclang1 only.
+HOST_CINDEX = "/usr/lib/python3/dist-packages/clang"
+FRONTEND = f"{GUEST_DIR}/frontend.py"
+
+
+def upload_frontend(guest: Guest) -> None:
+    guest.run(("mkdir", "-p", f"{GUEST_DIR}/clang"), check=True)
+    guest.write_bytes(FRONTEND, source("frontend.py"))
+    for path in sorted(Path(HOST_CINDEX).glob("*.py")):
+        guest.write_bytes(f"{GUEST_DIR}/clang/{path.name}", path.read_bytes())
+    args = sweep.frontend_args(guest.build.srcarch, guest.build.objtree_headers)
+    guest.write_bytes(f"{GUEST_DIR}/clang-args.json", json.dumps(args).encode())
+
+
 def upload(guest: Guest, plan: sweep.SweepPlan) -> tuple[str, ...]:
     guest.run(("mkdir", "-p", f"{GUEST_DIR}/src"), check=True)
     guest.write_bytes(f"{GUEST_DIR}/compilebench.py", source("compilebench.py"))
+    if plan.frontend:
+        upload_frontend(guest)
     paths = []
     for path in plan.files:
         dest = f"{GUEST_DIR}/src/{path.name}"
@@ -70,16 +88,33 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
     config = sweep.guest_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
                                 preinstalled=preinstalled, sources=sources,
                                 srcarch=guest.build.srcarch,
+                                frontend=FRONTEND if plan.frontend else "",
                                 headers_root=guest.build.objtree_headers)
     guest.write_bytes(f"{GUEST_DIR}/config.json", json.dumps(config).encode())
     result = guest.run(("python3", f"{GUEST_DIR}/compilebench.py", f"{GUEST_DIR}/config.json"),
                        timeout=timeout_for(plan, guest.scale), check=True)
     raw: dict[str, Any] = json.loads(result.stdout)
     raw["ssh_seconds"] = round(result.duration, 2)
+    if plan.resident_ns and sweep.FRONTEND in raw["environment"].get("compiler_versions", {}):
+        raw["resident"] = resident(guest, plan, archive, preinstalled, sources)
     # The host's load says whether "idle machine" figures are what they claim to be.
     raw["environment"]["host_loadavg_before"] = load_before
     raw["environment"]["host_loadavg_after"] = os.getloadavg()[0]
     return raw
+
+
+def resident(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str,
+             sources: tuple[str, ...]) -> dict[str, Any]:
+    """frontend.py's headers-already-in-memory comparison (issue 14's first claim)."""
+    args = sweep.frontend_args(guest.build.srcarch, guest.build.objtree_headers)
+    config = sweep.resident_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
+                                   preinstalled=preinstalled, sources=sources, args=args)
+    guest.write_bytes(f"{GUEST_DIR}/resident.json", json.dumps(config).encode())
+    bound = (FIXED_SECONDS + SECONDS_PER_COMPILE * plan.resident_parses()) * guest.scale
+    result = guest.run(("python3", FRONTEND, "resident", f"{GUEST_DIR}/resident.json"),
+                       timeout=bound, check=True)
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
 
 
 def measure(guest: Guest, build: KernelBuild, plan: sweep.SweepPlan, *, guest_cpus: int,

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.timing import noise
 from kheaders_suite.timing.stats import summarize
 
 KINDS = ("timing", "bcc")
 HEADER = (f"{'target':<16} {'compiler':<9} {'strategy':<14} {'N':>3} {'median':>8} {'min':>8} "
-          f"{'max':>8} {'spread':>7} {'s/compile':>9} {'maxrss':>7} {'tmpfs':>8}")
+          f"{'max':>8} {'spread':>7} {'kept':>7} {'s/compile':>9} {'cpu/job':>7} "
+          f"{'maxrss':>7} {'tmpfs':>8}")
 
 
 def _summary(samples: Sequence[float]) -> dict[str, float]:
@@ -25,10 +27,14 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
             "spread": round(s.spread, 4)}
 
 
-def point_fields(point: dict[str, Any], files: int) -> dict[str, Any]:
+def point_fields(point: dict[str, Any], files: int,
+                 kept: list[int] | None = None) -> dict[str, Any]:
+    """``kept``: the rounds the calibration loop calls undisturbed (noise.kept_rounds)."""
     rss = [b["maxrss_kb"].get("compile", 0) for b in point["batches"]]
     fields = {"compiler": point["compiler"], "strategy": point["strategy"], "n": point["n"],
               "samples": len(point["samples"]), **_summary(point["samples"]),
+              "spread_kept": noise.kept_spread(point["samples"], kept),
+              "cpu_per_job": noise.cpu_per_job(point),
               "maxrss_kb": max(rss, default=0),
               "tmpfs_peak_bytes": max(point["tmpfs_peak_bytes"], default=0)}
     fields["per_compile"] = round(fields["median"] / (point["n"] * max(1, files)), 4)
@@ -62,8 +68,23 @@ def overhead_fields(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def resident_fields(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The parse-only comparison (frontend.py resident), condensed; None when not run."""
+    resident = doc.get("resident")
+    if not resident:
+        return None
+    points = [{"source": p["source"], "n": p["n"], **_summary(p["samples"]),
+               "maxrss_kb": max((b["maxrss_kb"] for b in p["batches"]), default=0),
+               "cpu_seconds": round(statistics.median(
+                   b["cpu_seconds"] for b in p["batches"][len(p["warmup"]):]), 4)}
+              for p in resident["points"] if p["samples"]]
+    return {"decompress_seconds": resident["decompress_seconds"], "bytes": resident["bytes"],
+            "files": resident["files"], "failures": resident["failures"], "points": points}
+
+
 def record_fields(doc: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
     files = len(doc["workload"])
+    kept = noise.kept_rounds(doc)
     extraction = doc["extraction"]
     return {
         "arch": doc["arch"], "variant": doc["variant"], "release": doc["release"],
@@ -74,10 +95,29 @@ def record_fields(doc: dict[str, Any], path: Path | None = None) -> dict[str, An
         "extraction": {**_summary(extraction["samples"] or extraction["warmup"]),
                        "tmpfs_bytes": extraction.get("tmpfs_bytes"),
                        "bytes": extraction.get("bytes"), "files": extraction.get("files")},
-        "points": [point_fields(p, files) for p in doc["points"] if p["samples"]],
+        "points": [point_fields(p, files, kept) for p in doc["points"] if p["samples"]],
+        "rounds": {"measured": len((doc.get("calibration") or {}).get("samples") or []),
+                   "kept": kept},
         "overhead": overhead_fields(doc), "failures": len(doc["failures"]),
-        "compilers_skipped": doc["compilers_skipped"],
+        "compilers_skipped": doc["compilers_skipped"], "resident": resident_fields(doc),
     }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _rounds_line(target: str, rounds: dict[str, Any] | None) -> str:
+    if not rounds or rounds.get("kept") is None:
+        return f"  {target}: no calibration loop: every round kept"
+    kept, measured = rounds["kept"], rounds["measured"]
+    return (f"  {target}: 'kept' is the spread without the {measured - len(kept)} of {measured} "
+            f"rounds whose calibration loop ran > {noise.TOLERANCE:.0%} slower than the "
+            f"fastest (host interference); cpu/job: the guest's CPU seconds per job")
 
 
 def _mb(value: float | None) -> str:
@@ -96,7 +136,8 @@ def _timing_lines(rec: dict[str, Any]) -> list[str]:
         lines.append(
             f"{target:<16} {p['compiler']:<9} {p['strategy']:<14} {p['n']:>3} "
             f"{p['median']:>8.3f} {p['min']:>8.3f} {p['max']:>8.3f} {p['spread']:>7.1%} "
-            f"{p['per_compile']:>9.3f} {p['maxrss_kb'] / 1024:>5.0f}MB "
+            f"{_pct(p.get('spread_kept')):>7} {p['per_compile']:>9.3f} "
+            f"{_num(p.get('cpu_per_job')):>7} {p['maxrss_kb'] / 1024:>5.0f}MB "
             f"{_mb(p['tmpfs_peak_bytes']):>8}")
     x = rec["extraction"]
     lines.append(
@@ -107,8 +148,23 @@ def _timing_lines(rec: dict[str, Any]) -> list[str]:
         f"worst point: harness loop {_worst(rec, 'harness')}, spawn+exec "
         f"{_worst(rec, 'spawn')}, `true`-step jobs {_worst(rec, 'empty')}; "
         f"{rec['failures']} failed jobs" + (f"; {rec['json']}" if rec.get("json") else ""))
+    lines.append(_rounds_line(target, rec.get("rounds")))
+    lines += _resident_lines(target, rec.get("resident"))
     lines += [f"  {target}: {name} skipped: {why[:120]}"
               for name, why in rec.get("compilers_skipped", {}).items()]
+    return lines
+
+
+def _resident_lines(target: str, res: dict[str, Any] | None) -> list[str]:
+    if not res:
+        return []
+    lines = [f"  {target}: libclang parse only, headers already decompressed (decompression "
+             f"{res['decompress_seconds']:.2f}s once, {_mb(res['bytes'])} in memory, "
+             f"{res['failures']} failed parses):"]
+    for p in sorted(res["points"], key=lambda p: (p["n"], p["source"])):
+        lines.append(f"    headers {p['source']:<7} N={p['n']:<2} median {p['median']:.3f}s "
+                     f"[{p['min']:.3f}-{p['max']:.3f}] spread {p['spread']:.1%}, "
+                     f"peak RSS {p['maxrss_kb'] / 1024:.0f}MB")
     return lines
 
 

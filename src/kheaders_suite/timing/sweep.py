@@ -24,6 +24,10 @@ from kheaders_suite.errors import UserError
 from kheaders_suite.timing import workload
 
 STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
+# Issue 14: clang's front end (libclang, guest_scripts/frontend.py), the review's own proposal
+# among them: "in-memory" decompresses the archive into the compiler's memory on every run.
+FRONTEND = "libclang"
+FRONTEND_STRATEGIES = ("in-memory", *STRATEGIES)
 # A fixed CPU-bound loop in the guest's /bin/sh (~0.6 s under TCG), run once per round: it
 # involves nothing of the kernel under test, so it tracks how fast the host lets the guest
 # run; kheaders-compare divides that drift out between two runs.
@@ -42,6 +46,8 @@ class SweepPlan:
     files: tuple[Path, ...]
     strategies: tuple[str, ...] = STRATEGIES
     skip: tuple[tuple[str, int], ...] = ()  # (strategy, N) points not run
+    frontend: tuple[tuple[str, int], ...] = ()  # (strategy, N) points of libclang
+    resident_ns: tuple[int, ...] = ()  # N of the headers-already-in-memory comparison
 
     def points(self) -> tuple[tuple[str, int], ...]:
         """(strategy, N) of every measured point."""
@@ -50,8 +56,14 @@ class SweepPlan:
 
     def compiles(self) -> int:
         """Compiler runs in the whole sweep (one compiler), for time bounds."""
-        warm = self.warmup * sum(self.warmup_ns) * len(self.strategies)
-        return (warm + self.reps * sum(n for _, n in self.points())) * len(self.files)
+        warm = self.warmup * sum(self.warmup_ns) * (len(self.strategies) + 3)
+        measured = sum(n for _, n in (*self.points(), *self.frontend))
+        return (warm + self.reps * measured) * len(self.files)
+
+    def resident_parses(self) -> int:
+        """Parses in the headers-already-in-memory comparison (three sources per point)."""
+        rounds = self.warmup * sum(self.warmup_ns) + self.reps * sum(self.resident_ns)
+        return 3 * rounds * len(self.files)
 
 
 def parallelism(cpus: int, full: bool) -> tuple[int, ...]:
@@ -69,6 +81,14 @@ def reduced_skips(ns: tuple[int, ...]) -> tuple[tuple[str, int], ...]:
             + tuple(("per-invocation", n) for n in ns if 1 < n < top))
 
 
+def frontend_points(ns: tuple[int, ...], full: bool) -> tuple[tuple[str, int], ...]:
+    """libclang's points: in full, every strategy at every N; reduced (CI), in-memory and
+    extract-once at N=1 and 2 x vCPUs: what the decompress-every-run claim compares."""
+    if full:
+        return tuple((s, n) for n in ns for s in FRONTEND_STRATEGIES)
+    return tuple((s, n) for n in (min(ns), max(ns)) for s in ("in-memory", "extract-once"))
+
+
 def plan_for(sweep: str, cpus: int) -> SweepPlan:
     if sweep not in SWEEPS:
         raise UserError(f"--sweep {sweep!r}: choose from {', '.join(SWEEPS)}")
@@ -77,17 +97,42 @@ def plan_for(sweep: str, cpus: int) -> SweepPlan:
     skip = () if full else reduced_skips(ns)
     return SweepPlan(sweep=sweep, ns=ns, reps=5 if full else 3, warmup=1,
                      warmup_ns=ns if full else (1,), extract_reps=5 if full else 3,
-                     files=workload.sources(sweep), skip=skip)
+                     files=workload.sources(sweep), skip=skip,
+                     frontend=frontend_points(ns, full), resident_ns=ns if full else (1,))
 
 
 def guest_config(plan: SweepPlan, *, workdir: str, archive: str, preinstalled: str,
-                 sources: tuple[str, ...], srcarch: str,
+                 sources: tuple[str, ...], srcarch: str, frontend: str = "",
                  headers_root: Path | None = None) -> dict[str, Any]:
-    """What compilebench.py reads: paths as the guest sees them."""
+    """What compilebench.py reads: paths as the guest sees them. ``frontend`` is the guest
+    path of frontend.py (no libclang points without it); its clang arguments sit beside it
+    in clang-args.json (frontend_args)."""
+    compilers = {k: list(v) for k, v in workload.templates(srcarch, headers_root).items()}
+    extra: dict[str, Any] = {"points": {}, "in_memory": {}}
+    with_frontend = bool(frontend and plan.frontend)
+    if with_frontend:
+        args = f"{frontend.rpartition('/')[0]}/clang-args.json"
+        compilers[FRONTEND] = ["python3", frontend, "parse", args, "{src}", "--root", "{root}"]
+        extra["in_memory"][FRONTEND] = ["python3", frontend, "parse", args, "{src}",
+                                        "--archive", "{archive}"]
+        extra["points"][FRONTEND] = [list(p) for p in plan.frontend]
     return {"workdir": workdir, "archive": archive, "preinstalled": preinstalled,
-            "sources": list(sources),
-            "compilers": {k: list(v) for k, v in workload.templates(srcarch, headers_root).items()},
-            "strategies": list(plan.strategies), "ns": list(plan.ns), "reps": plan.reps,
+            "sources": list(sources), "compilers": compilers, **extra,
+            "strategies": list(FRONTEND_STRATEGIES if with_frontend else plan.strategies),
+            "ns": list(plan.ns), "reps": plan.reps,
             "warmup": plan.warmup, "warmup_ns": list(plan.warmup_ns),
             "extract_reps": plan.extract_reps, "skip": [list(p) for p in plan.skip],
             "calibration": list(CALIBRATION)}
+
+
+def frontend_args(srcarch: str, headers_root: Path | None = None) -> list[str]:
+    """clang's arguments for frontend.py ({root} left for it to fill)."""
+    return list(workload.frontend_args(srcarch, headers_root))
+
+
+def resident_config(plan: SweepPlan, *, workdir: str, archive: str, preinstalled: str,
+                    sources: tuple[str, ...], args: list[str]) -> dict[str, Any]:
+    """What ``frontend.py resident`` reads."""
+    return {"workdir": workdir, "archive": archive, "preinstalled": preinstalled,
+            "sources": list(sources), "args": args, "ns": list(plan.resident_ns),
+            "warmup": plan.warmup, "warmup_ns": list(plan.warmup_ns), "reps": plan.reps}

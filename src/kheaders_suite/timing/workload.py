@@ -71,6 +71,14 @@ def clang_bpf_template(srcarch: str, cc: str = "clang",
             *common_flags(srcarch, dialect), "{src}", "-o", "{out}")
 
 
+def frontend_args(srcarch: str, headers_root: Path | None = None) -> tuple[str, ...]:
+    """clang's front end (libclang parse: preprocess, parse, semantic analysis) with bcc's
+    include flags and the kernel's dialect; the guest's native target."""
+    dialect = cflags.of_tree(headers_root, clang=True) if headers_root else ()
+    return ("-x", "c", "-Wall", "-Wno-address-of-packed-member", "-Wno-unknown-warning-option",
+            *common_flags(srcarch, dialect))
+
+
 def templates(srcarch: str, headers_root: Path | None = None) -> dict[str, tuple[str, ...]]:
     """Every compiler the sweep tries; the guest skips those it does not have. The dialect
     flags come from the build's headers at ``headers_root`` (cflags.of_tree)."""
