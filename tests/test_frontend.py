@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from kheaders_suite.guest_scripts import source
-from kheaders_suite.timing import noise, plot, preinstalled, results, runner, summary, sweep
+from kheaders_suite.timing import (
+    claims,
+    noise,
+    plot,
+    preinstalled,
+    results,
+    runner,
+    summary,
+    sweep,
+)
 from kheaders_suite.timing.stats import summarize
 from tests.test_timing import WORKLOAD_SNIPPET, _doc, _synthetic_archive
 
@@ -99,13 +108,13 @@ def test_resident_compares_memory_tmpfs_and_the_shared_tree(tmp_path: Path) -> N
     assert res["failures"] == 0
     assert res["files"] == 4
     assert {(p["source"], p["n"]) for p in res["points"]} == {
-        (s, n) for s in ("memory", "tmpfs", "shared") for n in (1, 2)}
+        (s, n) for s in ("memory", "memory-used", "tmpfs", "shared") for n in (1, 2)}
     assert all(len(p["samples"]) == 2 and min(p["samples"]) > 0 for p in res["points"])
     assert not (tmp_path / "work/resident-tree").exists()
     # the broken case: a source that does not compile counts as failed parses
     (d / "prog.c").write_text("#include <linux/nothere.h>\n")
     broken = json.loads(_frontend(d, "resident", str(d / "resident.json")).stdout)
-    assert broken["failures"] == 3 * (1 + 2 * (1 + 2))
+    assert broken["failures"] == 4 * (1 + 2 * (1 + 2))
 
 
 @needs_libclang
@@ -178,7 +187,7 @@ def test_resident_in_the_summary_and_the_plot(tmp_path: Path) -> None:
     assert rec["resident"]["decompress_seconds"] == 4.2
     assert {p["source"] for p in rec["resident"]["points"]} == {"memory", "tmpfs", "shared"}
     lines = summary.summary_lines([{**rec, "kind": "timing"}])
-    assert any("headers memory  N=1  median 3.100s" in line for line in lines)
+    assert any("headers memory      N=1  median 3.100s" in line for line in lines)
     assert plot.write_plot([doc], tmp_path / "p.png").stat().st_size > 0
     assert summary.record_fields(_doc())["resident"] is None
 
@@ -186,8 +195,8 @@ def test_resident_in_the_summary_and_the_plot(tmp_path: Path) -> None:
 def test_noise_discards_rounds_the_calibration_loop_calls_disturbed() -> None:
     doc = _doc()
     doc["calibration"] = {"samples": [0.60, 0.61, 0.90]}  # round 2: the host slowed the loop
-    point = {"samples": [1.00, 1.02, 1.60], "n": 2,
-             "batches": [{"cpu_seconds": c} for c in (2.0, 2.0, 2.1, 2.4)]}
+    point: dict[str, Any] = {"samples": [1.00, 1.02, 1.60], "n": 2,
+                             "batches": [{"cpu_seconds": c} for c in (2.0, 2.0, 2.1, 2.4)]}
     kept = noise.kept_rounds(doc)
     assert kept == [0, 1]
     assert noise.kept_spread(point["samples"], kept) == pytest.approx(0.02 / 1.01, abs=1e-4)
@@ -199,3 +208,35 @@ def test_noise_discards_rounds_the_calibration_loop_calls_disturbed() -> None:
     assert rec["rounds"] == {"measured": 3, "kept": [0, 1]}
     lines = summary.summary_lines([{**rec, "kind": "timing"}])
     assert any("without the 1 of 3 rounds" in line for line in lines)
+
+
+def _clang_points(memory: list[float], once: list[float]) -> list[dict[str, Any]]:
+    def point(strategy: str, samples: list[float]) -> dict[str, Any]:
+        return {"compiler": sweep.FRONTEND, "strategy": strategy, "n": 4, "warmup": [],
+                "samples": samples, "tmpfs_peak_bytes": [0], "batches": []}
+    return [point("in-memory", memory), point("extract-once", once)]
+
+
+def test_in_memory_claim_holds_when_decompressing_costs_and_fails_when_free() -> None:
+    doc = _doc()  # one-time extraction: summarize(doc["extraction"]["samples"]).median
+    extraction = summarize(doc["extraction"]["samples"]).median
+    doc["points"] += _clang_points([20.1, 20.5, 19.8], [9.0, 9.2, 9.1])
+    assert claims.in_memory_ns(doc) == [4]
+    assert claims.in_memory_slower_in_parallel(doc) == []
+    # the broken case: decompressing into memory as fast as reading the extracted tree
+    free = _doc()
+    free["points"] += _clang_points([9.0 + extraction, 9.3 + extraction, 9.1 + extraction],
+                                    [9.0, 9.2, 9.1])
+    assert claims.in_memory_slower_in_parallel(free) != []
+
+
+def test_memory_not_faster_claim_fails_when_memory_is_clearly_faster() -> None:
+    doc = _doc()
+    doc["resident"] = _resident_doc()
+    assert claims.memory_not_faster_than_tmpfs(doc) == []
+    fast = _doc()
+    fast["resident"] = _resident_doc()
+    for p in fast["resident"]["points"]:
+        if p["source"] == "memory":
+            p["samples"] = [1.5, 1.6, 1.55]
+    assert claims.memory_not_faster_than_tmpfs(fast) != []

@@ -94,7 +94,8 @@ def test_headers_in_memory_compared_with_tmpfs_and_the_shared_tree(
     assert resident["failures"] == 0
     assert resident["files"] > 1000
     got = {(p["source"], p["n"]): p["samples"] for p in resident["points"]}
-    assert set(got) == {(s, n) for s in ("memory", "tmpfs", "shared") for n in plan.resident_ns}
+    assert set(got) == {(s, n) for s in ("memory", "memory-used", "tmpfs", "shared")
+                        for n in plan.resident_ns}
     assert all(len(v) == plan.reps and min(v) > 0 for v in got.values())
 
 def test_extract_once_not_slower_than_extracting_per_compile(

@@ -14,6 +14,7 @@ from typing import Any
 
 from kheaders_suite.timing import compare
 from kheaders_suite.timing.stats import summarize
+from kheaders_suite.timing.sweep import FRONTEND
 
 # extract-once at N does one extraction where per-invocation does N: a wide margin of work.
 PER_INVOCATION_MARGIN = 1.05
@@ -28,10 +29,15 @@ PER_INVOCATION_MARGIN = 1.05
 PARALLEL_SHARE = 0.75
 
 
+def samples_of(doc: dict[str, Any], compiler: str, strategy: str) -> dict[int, list[float]]:
+    """{N: measured samples} of one compiler's points of one strategy."""
+    return {int(p["n"]): list(p["samples"]) for p in doc["points"]
+            if p["compiler"] == compiler and p["strategy"] == strategy and p["samples"]}
+
+
 def gcc_samples(doc: dict[str, Any], strategy: str) -> dict[int, list[float]]:
     """{N: measured samples} of one strategy's gcc points."""
-    return {int(p["n"]): list(p["samples"]) for p in doc["points"]
-            if p["compiler"] == "gcc" and p["strategy"] == strategy and p["samples"]}
+    return samples_of(doc, "gcc", strategy)
 
 
 def clearly_slower(candidate: list[float], reference: list[float]) -> bool:
@@ -88,3 +94,46 @@ def parallel_speedup(doc: dict[str, Any]) -> list[str]:
                             f"{PARALLEL_SHARE} x {n} x {single:.2f}s = {bound:.2f}s: "
                             f"N={n} {once[n]}, N=1 {once[1]}")
     return problems
+
+
+# --- issue 14: the review's own proposal, clang's front end on headers in memory -----------
+
+def in_memory_ns(doc: dict[str, Any]) -> list[int]:
+    """N > 1 where libclang ran both in-memory and extract-once."""
+    memory = samples_of(doc, FRONTEND, "in-memory")
+    once = samples_of(doc, FRONTEND, "extract-once")
+    return sorted(n for n in memory.keys() & once.keys() if n > 1)
+
+
+def in_memory_slower_in_parallel(doc: dict[str, Any]) -> list[str]:
+    """"You have to uncompress it on every compiler invocation ... definitely worse if you
+    want to compile in parallel", with the proposal itself: at every N > 1 measured, N
+    parallel libclang runs that each decompress the archive into memory are clearly slower
+    (kheaders-compare's rule) than one extraction plus the same N runs against the tree."""
+    memory = samples_of(doc, FRONTEND, "in-memory")
+    once = samples_of(doc, FRONTEND, "extract-once")
+    extraction = extraction_median(doc)
+    problems = []
+    for n in in_memory_ns(doc):
+        total = [extraction + s for s in once[n]]
+        if not clearly_slower(memory[n], total):
+            problems.append(f"N={n}: in-memory {memory[n]} not clearly slower than "
+                            f"extraction {extraction:.2f}s + extract-once {once[n]}")
+    return problems
+
+
+def resident_samples(doc: dict[str, Any], source: str) -> dict[int, list[float]]:
+    """{N: samples} of the parse-only comparison for headers in ``source``."""
+    return {int(p["n"]): list(p["samples"])
+            for p in (doc.get("resident") or {}).get("points", [])
+            if p["source"] == source and p["samples"]}
+
+
+def memory_not_faster_than_tmpfs(doc: dict[str, Any]) -> list[str]:
+    """"Access to such in-memory 'files' is obviously faster than doing open/read syscalls",
+    decompression excluded: at every N, a parse with the headers already in the front end's
+    memory is not clearly faster (kheaders-compare's rule) than one reading them from tmpfs."""
+    memory, tmpfs = resident_samples(doc, "memory"), resident_samples(doc, "tmpfs")
+    return [f"N={n}: headers in memory {memory[n]} clearly faster than on tmpfs {tmpfs[n]}"
+            for n in sorted(memory.keys() & tmpfs.keys())
+            if compare.judge(tmpfs[n], memory[n]) == "improved"]

@@ -17,7 +17,7 @@ from kheaders_suite.timing.stats import summarize
 COMBINED = "compile-timing.png"
 STYLES = {"extract-once": "o-", "per-invocation": "s-", "pre-installed": "^-",
           "in-memory": "D-"}
-RESIDENT = {"memory": "D:", "tmpfs": "o:", "shared": "^:"}
+RESIDENT = {"memory": "D:", "memory-used": "d:", "tmpfs": "o:", "shared": "^:"}
 
 
 def write_plot(docs: Sequence[dict[str, Any]], path: Path) -> Path:

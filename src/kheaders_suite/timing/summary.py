@@ -79,7 +79,8 @@ def resident_fields(doc: dict[str, Any]) -> dict[str, Any] | None:
                    b["cpu_seconds"] for b in p["batches"][len(p["warmup"]):]), 4)}
               for p in resident["points"] if p["samples"]]
     return {"decompress_seconds": resident["decompress_seconds"], "bytes": resident["bytes"],
-            "files": resident["files"], "failures": resident["failures"], "points": points}
+            "files": resident["files"], "failures": resident["failures"], "points": points,
+            "used_files": resident.get("used_files"), "used_bytes": resident.get("used_bytes")}
 
 
 def record_fields(doc: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
@@ -160,9 +161,10 @@ def _resident_lines(target: str, res: dict[str, Any] | None) -> list[str]:
         return []
     lines = [f"  {target}: libclang parse only, headers already decompressed (decompression "
              f"{res['decompress_seconds']:.2f}s once, {_mb(res['bytes'])} in memory, "
-             f"{res['failures']} failed parses):"]
+             f"{res['failures']} failed parses; memory-used: the {res.get('used_files')} "
+             f"headers the program includes, {_mb(res.get('used_bytes'))}):"]
     for p in sorted(res["points"], key=lambda p: (p["n"], p["source"])):
-        lines.append(f"    headers {p['source']:<7} N={p['n']:<2} median {p['median']:.3f}s "
+        lines.append(f"    headers {p['source']:<11} N={p['n']:<2} median {p['median']:.3f}s "
                      f"[{p['min']:.3f}-{p['max']:.3f}] spread {p['spread']:.1%}, "
                      f"peak RSS {p['maxrss_kb'] / 1024:.0f}MB")
     return lines

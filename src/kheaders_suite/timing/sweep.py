@@ -28,6 +28,7 @@ STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
 # among them: "in-memory" decompresses the archive into the compiler's memory on every run.
 FRONTEND = "libclang"
 FRONTEND_STRATEGIES = ("in-memory", *STRATEGIES)
+RESIDENT_SOURCES = 4  # frontend.py's SOURCES: memory, memory-used, tmpfs, shared
 # A fixed CPU-bound loop in the guest's /bin/sh (~0.6 s under TCG), run once per round: it
 # involves nothing of the kernel under test, so it tracks how fast the host lets the guest
 # run; kheaders-compare divides that drift out between two runs.
@@ -61,9 +62,10 @@ class SweepPlan:
         return (warm + self.reps * measured) * len(self.files)
 
     def resident_parses(self) -> int:
-        """Parses in the headers-already-in-memory comparison (three sources per point)."""
+        """Parses in the headers-already-in-memory comparison (RESIDENT_SOURCES per point,
+        and one to find the headers a program uses)."""
         rounds = self.warmup * sum(self.warmup_ns) + self.reps * sum(self.resident_ns)
-        return 3 * rounds * len(self.files)
+        return (RESIDENT_SOURCES * rounds + 1) * len(self.files)
 
 
 def parallelism(cpus: int, full: bool) -> tuple[int, ...]:
