@@ -12,7 +12,7 @@ import pytest
 
 from kheaders_suite import arches, boot
 from kheaders_suite.boot import BootOptions
-from kheaders_suite.build import KernelBuild
+from kheaders_suite.build import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.command import GuestStepFailed
 from kheaders_suite.errors import VMLost
 from kheaders_suite.guest import Guest
@@ -41,13 +41,16 @@ class Opener:
         return typed
 
 
-def test_options_are_the_four_settings_a_boot_uses(tmp_path: Path) -> None:
+def test_options_are_the_settings_a_boot_uses(tmp_path: Path) -> None:
     s = Settings(kernel_src=None, kernel_package="linux-source-6.12", arches=("arm64",),
                  accel="tcg", cache_dir=tmp_path / "cache", results_dir=tmp_path, guest_cpus=3,
-                 guest_memory="512M", build_jobs=1, extra_fragments=(), sweep="reduced")
+                 guest_memory="512M", build_jobs=1, extra_fragments=(), sweep="reduced",
+                 flavor="debug")
     assert BootOptions.from_settings(s) == BootOptions(cache_dir=tmp_path / "cache", accel="tcg",
-                                                       guest_cpus=3, guest_memory="512M")
-    assert {f.name for f in fields(BootOptions)} <= {f.name for f in fields(Settings)}
+                                                       guest_cpus=3, guest_memory="512M",
+                                                       timeout_factor=3.0)
+    settings = {f.name for f in fields(Settings)}
+    assert {f.name for f in fields(BootOptions)} - settings == {"timeout_factor"}
 
 
 def test_connect_waits_for_sshd_and_returns_a_ready_guest(tmp_path: Path) -> None:
@@ -139,9 +142,10 @@ def native_build() -> KernelBuild:
     return fake_build(native[0])
 
 
-def boot_on(tmp_path: Path, machine: Machine) -> tuple[Guest, list[str]]:
+def boot_on(tmp_path: Path, machine: Machine,
+            timeout_factor: float = 1.0) -> tuple[Guest, list[str]]:
     said: list[str] = []
-    opts = BootOptions(cache_dir=tmp_path, accel="tcg")
+    opts = BootOptions(cache_dir=tmp_path, accel="tcg", timeout_factor=timeout_factor)
     guest = boot.boot(native_build(), opts, tmp_path / "consoles" / "c.log", said.append,
                       launch=machine.launch, attach=machine.attach)
     return guest, said
@@ -172,3 +176,12 @@ def test_boot_leaves_no_vm_behind_when_connecting_fails(tmp_path: Path,
         boot_on(tmp_path, machine)
     assert len(machine.vms) == 1  # not a port clash: no second boot
     assert machine.vms[0].closed
+
+
+def test_the_debug_flavor_stretches_every_guest_deadline(tmp_path: Path) -> None:
+    plain, _ = boot_on(tmp_path, Machine(tmp_path, []))
+    debug, _ = boot_on(tmp_path, Machine(tmp_path, []),
+                       timeout_factor=FLAVOR_TIMEOUT_FACTOR["debug"])
+    assert FLAVOR_TIMEOUT_FACTOR["plain"] == 1.0
+    assert debug.scale == pytest.approx(3.0 * plain.scale)
+    assert plain.scale > 1.0  # TCG's own factor is still there

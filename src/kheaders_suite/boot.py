@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from kheaders_suite import accel, arches, console, tools
-from kheaders_suite.build import KernelBuild
+from kheaders_suite.build import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import VMLost
 from kheaders_suite.guest import Guest
@@ -61,11 +61,14 @@ class BootOptions:
     accel: str = "auto"  # --accel: auto probes KVM for real, kvm or tcg force it
     guest_cpus: int = 2
     guest_memory: str = "2G"  # virtme-ng's size: digits with K, M or G
+    # The kernel's own slowness, on top of the accelerator's: build.FLAVOR_TIMEOUT_FACTOR
+    timeout_factor: float = 1.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> BootOptions:
         return cls(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
-                   guest_memory=s.guest_memory)
+                   guest_memory=s.guest_memory,
+                   timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor])
 
 
 def vng_binary() -> str:
@@ -185,7 +188,7 @@ def boot(build: KernelBuild, opts: BootOptions, log: Path, progress: Progress, *
         progress(f"{label}: booting {build.release} under {decision.name}, console {log}")
         vm = launch(spec, log)
         try:
-            guest = attach(vm, decision.scale(arch))
+            guest = attach(vm, decision.scale(arch) * opts.timeout_factor)
         except VMLost as exc:
             vm.close()
             if console.hostfwd_conflict(vm.console_text()) and attempt < PORT_ATTEMPTS:
