@@ -65,9 +65,11 @@ def one_run(arch: str, workers: int, extra: list[str], out: Path, k: int) -> dic
             "--results-dir", str(out.parent / f"load-run{k}"), *extra]
     start = time.monotonic()
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    log = out.parent / f"load-run{k}.log"
+    log.write_text(done.stdout + done.stderr)
     tail = done.stdout.strip().splitlines()[-1:] or [""]
     return {"run": k, "seconds": round(time.monotonic() - start, 1), "exit": done.returncode,
-            "summary": tail[0]}
+            "summary": tail[0], "log": str(log)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results/load.json")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     cache = default_cache_dir()
     report: dict[str, Any] = {"before": {"processes": processes(),
                                          "cache": cache_sizes(cache)}, "runs": []}

@@ -6,7 +6,8 @@ there: it is written last, atomically (a temporary file renamed over it), after
 System.map, the archive, the installed modules). On every cache hit both are read back and
 the outputs hashed (~50 ms): a truncated image, a missing module or a half-written record
 makes the entry unusable, and the build runs again instead of booting it. An entry made
-before the sums existed is trusted if its outputs are there and not empty.
+before the sums existed is unusable too (rebuilt once, then sealed): nothing could tell its
+truncated image from a whole one.
 """
 
 from __future__ import annotations
@@ -72,19 +73,15 @@ def load(out: Path) -> tuple[KernelBuild | None, str | None]:
         build = KernelBuild.from_json(record.read_text())
     except (OSError, ValueError, TypeError) as exc:
         return None, f"{RECORD} unreadable ({exc})"
-    why = _damage(out, build)
+    why = _damage(out)
     return (None, why) if why else (build, None)
 
 
-def _damage(out: Path, build: KernelBuild) -> str | None:
+def _damage(out: Path) -> str | None:
+    """Why the entry at ``out`` is not whole (its sums name every output it points at)."""
     sums_file = out / SUMS
-    if not sums_file.exists():  # an entry from before the sums: whole if its files are there
-        main = [build.image, build.config, build.dir / "System.map"]
-        main += [build.archive] if build.archive is not None else []
-        empty = [p for p in main if not p.is_file() or p.stat().st_size == 0]
-        if build.modroot is not None and not build.modroot.is_dir():
-            empty.append(build.modroot)
-        return f"{empty[0].name} missing or empty" if empty else None
+    if not sums_file.exists():
+        return f"no {SUMS} (an entry from before the sums, or one never sealed): rebuilt"
     try:
         sums: dict[str, str] = json.loads(sums_file.read_text())
     except (OSError, ValueError) as exc:

@@ -3,7 +3,7 @@
 The 2019 review argued without data: one side, that each compiler invocation could decompress
 the archive into memory and that this beats open/read from disk; the other, that
 uncompressing on every invocation touches all headers every time and is "definitely worse if
-you want to compile in parallel". Three strategies, timed inside the guest per arch/variant:
+you want to compile in parallel". Four strategies, timed inside the guest per arch/variant:
 
   extract-once    `tar -xJf` of the archive into a tmpfs once (timed apart, its own samples),
                   then N jobs compile against that tree
@@ -11,12 +11,24 @@ you want to compile in parallel". Three strategies, timed inside the guest per a
                   removes it; N such jobs in parallel
   pre-installed   the archive extracted once on the host into <build.dir>/headers-preinstalled,
                   read by the guest over the shared filesystem (9p here): no archive at all
+  in-memory       (issue 14, clang's front end only) every run decompresses the archive into
+                  its own memory and hands libclang all its members as unsaved files at a
+                  path no file system has: the review's own proposal
+
+gcc compiles with the three file strategies; libclang (guest_scripts/frontend.py: the front
+end bcc links, as a library) parses with in-memory and the file strategies, so the proposal is
+compared with the same compiler. A second, parse-only comparison (frontend.py resident) loads
+libclang and decompresses once, then forks N parsers per sample: headers already in memory
+(all members, or only those the program includes) against open/read on tmpfs and over 9p --
+the first claim, with decompression taken out.
 
 Modules, in pipeline order: workload (C sources shaped like bcc tools, compiler argv
 templates), sweep (the plan: N, rounds, files), preinstalled (the host-side tree), runner
-(uploads guest_scripts/compilebench.py, runs it on a scratch tmpfs, parses its JSON), results
-(the per-run JSON document and its schema), stats, summary (recorder fields, terminal table),
-plot (PNG), compare (the kheaders-compare CLI and its regression rule).
+(uploads guest_scripts/compilebench.py and frontend.py, runs them on a scratch tmpfs, parses
+their JSON), results (the per-run JSON document and its schema), stats, noise (rounds the
+calibration loop calls disturbed, CPU per job), summary (recorder fields, terminal table),
+plot (PNG), claims (what the vmtests assert), compare (the kheaders-compare CLI and its
+regression rule).
 
 How a sample is taken: compilebench.py starts N jobs at once and times the batch until the
 last one exits, spawning each job's next step when the previous one is reaped (os.wait4 gives

@@ -8,8 +8,12 @@ Measured under TCG on the 2-core host with 2 vCPUs: a compile of execsnoop.c ~2.
 9p ~6.5 s, an extraction ~1.5 s, a batch of 4 per-invocation jobs ~13 s: ~130 s of guest
 time per variant when the host is quiet (149 s measured with one hiccup; 190 s before
 pre-installed was cut to N=1); a second file would add ~100 s.
+libclang (issue 14), reduced: in-memory and extract-once at N=1 and 2 x vCPUs (what the
+decompress-on-every-run claim compares), and the parse-only comparison (frontend.py resident:
+headers in memory, only those used, tmpfs, 9p) at N=1.
 full: every power of two up to 2 x vCPUs (and 2 x vCPUs itself), a warm-up round at every N,
-5 measured rounds, every workload file in each job.
+5 measured rounds, every workload file in each job; libclang at every strategy and N, the
+parse-only comparison at every N.
 
 vCPUs means the CPUs the guest has online (what parallelism can use), not what was asked for.
 """
