@@ -54,6 +54,12 @@ class Settings:
     extra_fragments: tuple[Path, ...]
     sweep: str  # "reduced" (CI) or "full"
     flavor: str = "plain"  # build.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
+    # arches whose sweep times clang's front end too (issue 14's strategies); None: all
+    frontend_arches: tuple[str, ...] | None = None
+
+    def times_frontend(self, arch: str) -> bool:
+        """Whether ``arch``'s timing sweep includes clang's front end (--frontend-arch)."""
+        return self.frontend_arches is None or arch in self.frontend_arches
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -86,6 +92,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="kernel flavor: debug adds KASAN, lockdep (PROVE_LOCKING), UBSAN and "
                          "DEBUG_ATOMIC_SLEEP to every build, in object trees of their own "
                          "(part of the build key); their reports fail the test they come from.")
+    group.addoption("--frontend-arch", metavar="ARCHES", default="all",
+                    help="arches whose timing sweep also times clang's front end on the "
+                         "headers in memory (issue 14; comma-separated, 'all' or 'none'; "
+                         "default all). CI's reduced sweep: x86_64.")
 
 
 def _arch_list(value: str | None) -> tuple[str, ...]:
@@ -94,6 +104,11 @@ def _arch_list(value: str | None) -> tuple[str, ...]:
     for name in names:
         arches.get(name)  # UserError listing the valid ones
     return tuple(dict.fromkeys(names))
+
+
+def frontend_arches(value: str) -> tuple[str, ...]:
+    """--frontend-arch: 'none' is no arch; otherwise as --arch."""
+    return () if value == "none" else _arch_list(value)
 
 
 def guest_memory(value: str) -> str:
@@ -221,6 +236,7 @@ def from_config(config: pytest.Config) -> Settings:
         extra_fragments=fragments(list(opt("--config-fragment")), tree, version),
         sweep=sweep,
         flavor=str(opt("--flavor")),
+        frontend_arches=frontend_arches(str(opt("--frontend-arch"))),
     )
     check_host(config, names, s.cache_dir)
     return s

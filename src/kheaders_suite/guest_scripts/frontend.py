@@ -14,7 +14,8 @@ parser from memory, at paths that exist on no file system.
 
 ARGS.json is clang's argument list with "{root}" where the headers' root goes. ``parse``
 exits 1 with the errors on stderr when clang reports any. ``resident`` loads libclang and
-decompresses the archive once, then for every round, N and source forks N children that
+decompresses the archive once, then for every round, N and source (SOURCES, or the config's
+"headers") forks N children that
 each parse every source once: decompression and library loading are out of those samples, so
 they compare access to headers already in memory with open/read on tmpfs and over 9p.
 stdlib only besides clang.cindex (pure Python, uploaded beside this file when the guest has no
@@ -166,7 +167,7 @@ def resident(cfg: dict[str, Any]) -> dict[str, Any]:
     points: dict[tuple[str, int], dict[str, Any]] = {}
     for r in range(cfg["warmup"] + cfg["reps"]):
         for n in cfg["ns"] if r >= cfg["warmup"] else cfg["warmup_ns"]:
-            for where in SOURCES:
+            for where in cfg.get("headers", SOURCES):
                 args = arguments(cfg["args"], roots[where])
                 result = batch(ci, n, cfg["sources"], args, in_memory.get(where))
                 point = points.setdefault((where, n), {"source": where, "n": n, "warmup": [],
