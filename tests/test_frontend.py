@@ -275,3 +275,37 @@ def _settings() -> settings.Settings:
                              arches=("x86_64",), accel="tcg", cache_dir=Path("/c"),
                              results_dir=Path("/r"), guest_cpus=2, guest_memory="2G",
                              build_jobs=1, extra_fragments=(), sweep="reduced")
+
+
+# --- the front-end claims on two recorded sweeps --------------------------------------------
+# tests/data/timing/frontend-*.json: Linux 6.12.117 sysfs, TCG, 2 vCPUs, quiet 2-core host,
+# every libclang strategy at N=1 and 4 and every parse-only source (2026-11-30).
+
+RECORDED = Path(__file__).parent / "data/timing"
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_front_end_claims_hold_on_the_recorded_sweeps(arch: str) -> None:
+    doc = results.load(RECORDED / f"frontend-{arch}-sysfs.json")
+    assert results.validate(doc) == []
+    assert claims.in_memory_ns(doc) == [1, 4]
+    assert claims.in_memory_costs_more(doc) == []
+    assert claims.memory_not_faster_than_tmpfs(doc) == []
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_front_end_claims_fail_on_the_recorded_sweeps_made_to_say_otherwise(arch: str) -> None:
+    """In-memory runs as fast as extract-once (decompression for free), and headers in
+    memory at 60% of the tmpfs parse: both claims must fail."""
+    doc = results.load(RECORDED / f"frontend-{arch}-sysfs.json")
+    once = {p["n"]: p["samples"] for p in doc["points"]
+            if p["compiler"] == sweep.FRONTEND and p["strategy"] == "extract-once"}
+    for p in doc["points"]:
+        if p["compiler"] == sweep.FRONTEND and p["strategy"] == "in-memory":
+            p["samples"] = list(once[p["n"]])
+    tmpfs = next(p for p in doc["resident"]["points"] if p["source"] == "tmpfs")
+    for p in doc["resident"]["points"]:
+        if p["source"] == "memory-used":
+            p["samples"] = [0.6 * s for s in tmpfs["samples"]]
+    assert len(claims.in_memory_costs_more(doc)) == 2  # N=1 and N=4
+    assert len(claims.memory_not_faster_than_tmpfs(doc)) == 1
