@@ -53,11 +53,15 @@ def test_progress_line_estimates_what_is_left_from_the_previous_count() -> None:
     assert build.progress_line("make", 7, None, 42.0) == "make 7 steps, 42s elapsed"
 
 
-def test_step_counts_are_remembered_per_arch(tmp_path: Path) -> None:
+def test_step_counts_are_remembered_per_arch_and_flavor(tmp_path: Path) -> None:
     x86 = arches.get("x86_64")
     assert build.expected_steps(tmp_path, x86) == x86.cold_build_steps  # nothing counted yet
     build.remember_steps(tmp_path, x86, 2001)
     build.remember_steps(tmp_path, arches.get("arm64"), 1700)
+    assert build.expected_steps(tmp_path, x86) == 2001
+    assert build.expected_steps(tmp_path, x86, "debug") is None  # never a plain count
+    build.remember_steps(tmp_path, x86, 2600, "debug")
+    assert build.expected_steps(tmp_path, x86, "debug") == 2600
     assert build.expected_steps(tmp_path, x86) == 2001
     (tmp_path / build.STEPS_FILE).write_text("not json")
     assert build.expected_steps(tmp_path, x86) == x86.cold_build_steps

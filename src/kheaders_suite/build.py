@@ -261,9 +261,9 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     cold = not (obj / "vmlinux").exists()
     with _cold_build_slot(opts, cold, label, progress) as waited:
         runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"),
-                   expected=expected_steps(opts.cache_dir, arch) if cold else None)
+                   expected=expected_steps(opts.cache_dir, arch, opts.flavor) if cold else None)
     if cold:
-        remember_steps(opts.cache_dir, arch, runner.steps)
+        remember_steps(opts.cache_dir, arch, runner.steps, opts.flavor)
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
@@ -420,21 +420,28 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def expected_steps(cache_dir: Path, arch: Arch) -> int:
-    """kbuild steps of this arch's last cold build here, else the arch's recorded count."""
+def _steps_key(arch: Arch, flavor: str) -> str:
+    """The count's key: the arch, and the flavor when not plain (a debug build has other
+    objects than a plain one's; plain keeps the key it had before flavors)."""
+    return arch.name if flavor == "plain" else f"{arch.name}-{flavor}"
+
+
+def expected_steps(cache_dir: Path, arch: Arch, flavor: str = "plain") -> int | None:
+    """kbuild steps of this arch and flavor's last cold build here, else the arch's recorded
+    plain count (None for another flavor: no estimate beats a wrong one)."""
     try:
-        return int(json.loads((cache_dir / STEPS_FILE).read_text())[arch.name])
+        return int(json.loads((cache_dir / STEPS_FILE).read_text())[_steps_key(arch, flavor)])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return arch.cold_build_steps
+        return arch.cold_build_steps if flavor == "plain" else None
 
 
-def remember_steps(cache_dir: Path, arch: Arch, steps: int) -> None:
+def remember_steps(cache_dir: Path, arch: Arch, steps: int, flavor: str = "plain") -> None:
     path = cache_dir / STEPS_FILE
     try:
         seen = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         seen = {}
-    seen[arch.name] = steps
+    seen[_steps_key(arch, flavor)] = steps
     path.write_text(json.dumps(seen))
 
 

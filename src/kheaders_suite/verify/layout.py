@@ -85,6 +85,7 @@ def compare_layouts(probe: Layouts, btf: Layouts) -> CheckResult:
     details = [d for s in sorted(probe) for d in _compare_struct(s, probe[s], btf)]
     fields = sum(len(p.members) for p in probe.values())
     if details:
-        return failed(name, f"{len(details)} disagreements over {len(probe)} structs, "
+        noun = "disagreement" if len(details) == 1 else "disagreements"
+        return failed(name, f"{len(details)} {noun} over {len(probe)} structs, "
                       f"{fields} fields", details)
     return passed(name, f"{len(probe)} structs, {fields} fields agree with BTF")
