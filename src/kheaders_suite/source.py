@@ -179,8 +179,7 @@ def _tarball(cache: Path, package: str, cand: debsrc.Candidate | None) -> Path:
 
 
 def _extract(tarball: Path, dest: Path) -> None:
-    if dest.exists():
-        subprocess.run(("rm", "-rf", str(dest)), check=True)
+    shutil.rmtree(dest, ignore_errors=True)  # a half-extracted tree from an interrupted run
     dest.mkdir(parents=True)
     # tar(1) with xz is several times faster than the tarfile module on a 150 MB kernel.
     proc.run_captured(("tar", "-xf", str(tarball), "-C", str(dest)),
