@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load: run {k}: {run['seconds']:.0f}s exit {run['exit']} ({run['summary']}); "
               f"processes {run['processes']}; cache {run['cache']}", flush=True)
     report["verdict"] = verdict(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"load: {report['verdict']}")
     return 0 if report["verdict"].startswith("ok") else 1

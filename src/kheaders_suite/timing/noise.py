@@ -39,8 +39,13 @@ def kept_spread(samples: list[float], kept: list[int] | None) -> float | None:
     return round(summarize(chosen).spread, 4) if len(chosen) >= 2 else None
 
 
+def measured_batches(point: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batches of a point's measured rounds (its warm-up batches come first)."""
+    batches: list[dict[str, Any]] = point["batches"]
+    return batches[len(batches) - len(point["samples"]):]
+
+
 def cpu_per_job(point: dict[str, Any]) -> float | None:
     """Median over the measured batches of the guest's CPU seconds per job."""
-    measured = point["batches"][len(point["batches"]) - len(point["samples"]):]
-    per = [b["cpu_seconds"] / point["n"] for b in measured if "cpu_seconds" in b]
+    per = [b["cpu_seconds"] / point["n"] for b in measured_batches(point) if "cpu_seconds" in b]
     return round(statistics.median(per), 3) if per else None

@@ -58,20 +58,19 @@ HOST_CINDEX = "/usr/lib/python3/dist-packages/clang"
 FRONTEND = f"{GUEST_DIR}/frontend.py"
 
 
-def upload_frontend(guest: Guest) -> None:
+def upload_frontend(guest: Guest, clang_args: list[str]) -> None:
     guest.run(("mkdir", "-p", f"{GUEST_DIR}/clang"), check=True)
     guest.write_bytes(FRONTEND, source("frontend.py"))
     for path in sorted(Path(HOST_CINDEX).glob("*.py")):
         guest.write_bytes(f"{GUEST_DIR}/clang/{path.name}", path.read_bytes())
-    args = sweep.frontend_args(guest.build.srcarch, guest.build.objtree_headers)
-    guest.write_bytes(f"{GUEST_DIR}/clang-args.json", json.dumps(args).encode())
+    guest.write_bytes(f"{GUEST_DIR}/clang-args.json", json.dumps(clang_args).encode())
 
 
-def upload(guest: Guest, plan: sweep.SweepPlan) -> tuple[str, ...]:
+def upload(guest: Guest, plan: sweep.SweepPlan, clang_args: list[str]) -> tuple[str, ...]:
     guest.run(("mkdir", "-p", f"{GUEST_DIR}/src"), check=True)
     guest.write_bytes(f"{GUEST_DIR}/compilebench.py", source("compilebench.py"))
     if plan.frontend:
-        upload_frontend(guest)
+        upload_frontend(guest, clang_args)
     paths = []
     for path in plan.files:
         dest = f"{GUEST_DIR}/src/{path.name}"
@@ -84,7 +83,8 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
     """The guest script's raw output for this plan (raises GuestCommandFailed if it dies).
     ``preinstalled`` is the host-extracted tree as the guest sees it (Guest.guest_path)."""
     load_before = os.getloadavg()[0]
-    sources = upload(guest, plan)
+    clang_args = sweep.frontend_args(guest.build.srcarch, guest.build.objtree_headers)
+    sources = upload(guest, plan, clang_args)
     config = sweep.guest_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
                                 preinstalled=preinstalled, sources=sources,
                                 srcarch=guest.build.srcarch,
@@ -96,7 +96,7 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
     raw: dict[str, Any] = json.loads(result.stdout)
     raw["ssh_seconds"] = round(result.duration, 2)
     if plan.resident_ns and sweep.FRONTEND in raw["environment"].get("compiler_versions", {}):
-        raw["resident"] = resident(guest, plan, archive, preinstalled, sources)
+        raw["resident"] = resident(guest, plan, archive, preinstalled, sources, clang_args)
     # The host's load says whether "idle machine" figures are what they claim to be.
     raw["environment"]["host_loadavg_before"] = load_before
     raw["environment"]["host_loadavg_after"] = os.getloadavg()[0]
@@ -104,11 +104,10 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
 
 
 def resident(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str,
-             sources: tuple[str, ...]) -> dict[str, Any]:
+             sources: tuple[str, ...], clang_args: list[str]) -> dict[str, Any]:
     """frontend.py's headers-already-in-memory comparison (issue 14's first claim)."""
-    args = sweep.frontend_args(guest.build.srcarch, guest.build.objtree_headers)
     config = sweep.resident_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
-                                   preinstalled=preinstalled, sources=sources, args=args)
+                                   preinstalled=preinstalled, sources=sources, args=clang_args)
     guest.write_bytes(f"{GUEST_DIR}/resident.json", json.dumps(config).encode())
     bound = (FIXED_SECONDS + SECONDS_PER_COMPILE * plan.resident_parses()) * guest.scale
     result = guest.run(("python3", FRONTEND, "resident", f"{GUEST_DIR}/resident.json"),

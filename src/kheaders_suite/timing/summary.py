@@ -43,7 +43,7 @@ def point_fields(point: dict[str, Any], files: int,
 
 def batch_share(point: dict[str, Any], key: str) -> float | None:
     """Median over the measured batches of ``key`` (seconds) / batch wall."""
-    measured = point["batches"][len(point["batches"]) - len(point["samples"]):]
+    measured = noise.measured_batches(point)
     shares = [b[key] / b["wall"] for b in measured if key in b and b.get("wall")]
     return round(statistics.median(shares), 5) if shares else None
 
@@ -76,7 +76,7 @@ def resident_fields(doc: dict[str, Any]) -> dict[str, Any] | None:
     points = [{"source": p["source"], "n": p["n"], **_summary(p["samples"]),
                "maxrss_kb": max((b["maxrss_kb"] for b in p["batches"]), default=0),
                "cpu_seconds": round(statistics.median(
-                   b["cpu_seconds"] for b in p["batches"][len(p["warmup"]):]), 4)}
+                   b["cpu_seconds"] for b in noise.measured_batches(p)), 4)}
               for p in resident["points"] if p["samples"]]
     return {"decompress_seconds": resident["decompress_seconds"], "bytes": resident["bytes"],
             "files": resident["files"], "failures": resident["failures"], "points": points,
