@@ -8,12 +8,15 @@ but none may show up on the host. The guest's SSH port is forwarded on 127.0.0.1
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
 import stat
 from pathlib import Path
 
 import pytest
 
+from kheaders_suite import guesthome
 from kheaders_suite.build import KernelBuild
 from kheaders_suite.guest import Guest
 from kheaders_suite.settings import Settings
@@ -21,7 +24,7 @@ from kheaders_suite.vm import ssh_key
 
 # Guest paths a misbehaving guest would try: system dirs, root's home, the temp dirs the host
 # shares with it, and the build directory it is given (read-only) for modules.
-GUEST_DIRS = ("/usr", "/etc", "/root", "/var/tmp", "/tmp", "/home")
+GUEST_DIRS = ("/usr", "/etc", "/root", "/var/tmp", "/tmp", "/home", guesthome.HOST_HOME_MOUNT)
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp*
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
 
@@ -76,3 +79,20 @@ def test_the_login_key_is_the_caches_own(guest: Guest, suite_settings: Settings)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     users = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
     assert not users.exists() or users.read_bytes() != key.read_bytes()
+
+
+@pytest.mark.variants("sysfs")
+def test_no_shell_in_the_guest_runs_the_host_users_startup_files(guest: Guest) -> None:
+    """sshd runs every channel through root's shell, and bash sources ~/.bashrc for a command
+    sent over SSH too: the guest's /root has every entry of the host's home but those
+    (guesthome). A foreign root's /root is its root filesystem's; the host's home is not in it."""
+    listing = set(guest.run(("ls", "-A", "/root"), check=True).stdout.split())
+    mounted = guest.run(("test", "-d", guesthome.HOST_HOME_MOUNT)).rc == 0
+    if guest.vm.spec.root is not None:
+        assert not mounted, "the host's home is mounted in a foreign root's guest"
+        return
+    startup = sorted(listing & guesthome.STARTUP_FILES)
+    assert not startup, f"the guest's /root has the host user's {startup}: shells run them"
+    host_home = pwd.getpwuid(0).pw_dir
+    missing = sorted(set(guesthome.linked_names(os.listdir(host_home))) - listing)
+    assert not missing, f"entries of the host's {host_home} missing from the guest's: {missing}"

@@ -12,6 +12,8 @@ open an SSH session.
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import shlex
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from kheaders_suite import accel, arches, console, tools
+from kheaders_suite import accel, arches, console, guesthome, tools
 from kheaders_suite.build import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import VMLost
@@ -38,6 +40,8 @@ logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 # virtme-ng's HOME inside the cache: its SSH keys (host and login) are the cache's own.
 VNG_HOME = "vng-home"
+# Root's home in a guest on the host's root, without the host user's shell startup files.
+GUEST_HOME = "guest-home"
 # Base seconds for sshd to answer under KVM; multiplied by Accel.scale(arch) under TCG.
 BOOT_TIMEOUT = 30.0
 PORT_ATTEMPTS = 3
@@ -90,6 +94,10 @@ def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
 
         root = ensure_rootfs(opts.cache_dir, arch, progress)
         rodirs = ((build.dir, FOREIGN_BUILD_MOUNT),)
+    elif os.geteuid() == 0:  # virtme-ng leaves the host's /root as the guest's: guesthome
+        host_home = Path(pwd.getpwuid(0).pw_dir)
+        rodirs = guesthome.rodirs(guesthome.ensure_home(opts.cache_dir / GUEST_HOME,
+                                                        host_home), host_home)
     return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
                   cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs,
                   vng_home=opts.cache_dir / VNG_HOME)

@@ -35,8 +35,9 @@ class VMSpec:
     cpus: int = 2
     memory: str = "2G"
     root: Path | None = None  # None: the host's root, shared read-only (native arch only)
-    # (host dir, guest mount point) for a foreign root, which cannot see the host's paths;
-    # the mount point must exist in that root (it is read-only in the guest).
+    # (host dir, guest mount point): the build dir for a foreign root, which cannot see the
+    # host's paths (the mount point must exist in that root: it is read-only in the guest);
+    # on the host's root, the host's /root and the suite's guest home over it (guesthome).
     rodirs: tuple[tuple[Path, str], ...] = ()
     # HOME for vng: virtme-ng keeps its SSH host keys and login key in ~/.cache/virtme-ng/.ssh,
     # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
@@ -66,7 +67,7 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         cmd += ("--disable-kvm",)
     if spec.root is not None:
         cmd += ("--arch", spec.arch.name, "--root", str(spec.root))
-        cmd += tuple(f"--rodir={mount}={top}" for top, mount in spec.rodirs)
+    cmd += tuple(f"--rodir={mount}={top}" for top, mount in spec.rodirs)
     if spec.accel.name == "tcg" and not spec.arch.is_native:
         # One word: vng's argparse takes "-cpu ..." after a space for an option of its own.
         cmd += (f"--qemu-opts=-cpu {spec.arch.tcg_cpu}",)
