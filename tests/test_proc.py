@@ -3,9 +3,11 @@ with the log's tail on failure, and nothing of the command's process group left 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +138,33 @@ def test_a_full_disk_is_named_as_such(tmp_path: Path) -> None:
         proc.run_logged(("sh", "-c", "echo 'ld: final link failed: No space left on device';"
                          " exit 1"), tmp_path / "log", what="make", error=StepFailed,
                         timeout=10.0)
+
+
+def test_the_full_disk_named_is_the_fullest_place_the_command_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object tree may be on a file system of its own: the line names the one that
+    filled, not the log's (which had 38 GiB free when a real build's object tree filled)."""
+    obj = tmp_path / "obj"
+    obj.mkdir()
+    real = shutil.disk_usage
+
+    def usage(path: str | Path) -> Any:
+        free = 0 if Path(path) == obj else 40 << 30
+        return real(path)._replace(free=free)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    tail = "core.c:1109:1: fatal error: closing dependency file .core.o.d: No space left on device"
+    assert proc.disk_full_hint(tail, (tmp_path, obj, tmp_path / "gone")) == (
+        f"\nthe disk is full (0 MiB free on the file system of {obj}): free space and run "
+        "again; nothing of this build was cached")
+    assert proc.disk_full_hint("make: *** Error 2", (tmp_path, obj)) == ""
+
+
+def test_a_full_disk_is_named_when_other_jobs_wrote_the_last_lines(tmp_path: Path) -> None:
+    """make -j: the compiler that hit ENOSPC is often not in the tail the error shows."""
+    script = ("echo 'cc1: fatal error: closing dependency file .x.o.d: No space left on device';"
+              " for i in $(seq 40); do echo \"make[$i]: *** Error 2\"; done; exit 2")
+    with pytest.raises(StepFailed, match=r"the disk is full \(\d+ MiB free") as failed:
+        proc.run_logged(("sh", "-c", script), tmp_path / "log", what="make", error=StepFailed,
+                        timeout=10.0, tail_lines=25)
+    assert "closing dependency file" not in str(failed.value)

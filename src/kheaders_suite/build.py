@@ -210,7 +210,8 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         out.mkdir(parents=True, exist_ok=True)
         label = f"{arch.name}-{variant.name}"
-        runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout)
+        runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout,
+                         places=(ws / "src", ws / "obj"))
         progress(f"{label}: archive only, {source.origin} (key {key}), log {runner.log}")
         obj, make = _prepare(runner, source, arch, variant, opts, ws, "make kernel/kheaders.o")
         if edit is not None:
@@ -255,7 +256,8 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     out.mkdir(parents=True)
     log = out / "build.log"
     label = f"{arch.name}-{variant.name}"
-    runner = _Runner(log, _make_env(opts), progress, label, opts.timeout)
+    runner = _Runner(log, _make_env(opts), progress, label, opts.timeout,
+                     places=(ws / "src", ws / "obj"))
     progress(f"{label}: building {source.origin} (key {key}), log {log}")
     obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
     cold = not (obj / "vmlinux").exists()
@@ -449,9 +451,10 @@ class _Runner:
     """Runs build commands into one log, printing the stage and its progress as it goes."""
 
     def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
-                 timeout: float) -> None:
+                 timeout: float, places: tuple[Path, ...] = ()) -> None:
         self.log, self.env, self.progress, self.label = log, env, progress, label
         self.timeout = timeout
+        self.places = places  # where the commands write besides the log: the work copy, objects
         self.current = "start"
         self.t0 = time.monotonic()
         self.steps = 0  # kbuild steps the last command printed
@@ -469,5 +472,5 @@ class _Runner:
         output = proc.run_logged(cmd, self.log, what=f"{self.label}: {self.current}",
                                  error=BuildFailed, timeout=self.timeout, cwd=cwd,
                                  env={**os.environ, **self.env, **(env or {})}, tick=tick,
-                                 every=PROGRESS_EVERY)
+                                 every=PROGRESS_EVERY, places=self.places)
         self.steps = count_steps(output.read())

@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -56,9 +56,10 @@ def _log_tail(log: Path, lines: int) -> str:
 def run_logged(argv: tuple[str, ...], log: Path, *, what: str, error: type[InfraError],
                timeout: float, tail_lines: int = 25, cwd: Path | None = None,
                env: Mapping[str, str] | None = None, tick: Tick | None = None,
-               every: float = TICK_EVERY) -> Output:
+               every: float = TICK_EVERY, places: Sequence[Path] = ()) -> Output:
     """Run ``argv`` with stdout and stderr appended to ``log``; ``error`` naming ``what``, the
-    log and its last ``tail_lines`` lines if it fails, or the log if it outlives ``timeout``."""
+    log and its last ``tail_lines`` lines if it fails, or the log if it outlives ``timeout``.
+    ``places``: where else it writes, for the disk-full line (the log's directory is one)."""
     with log.open("a") as sink:
         sink.write(f"\n$ {' '.join(argv)}\n")
         sink.flush()
@@ -69,18 +70,21 @@ def run_logged(argv: tuple[str, ...], log: Path, *, what: str, error: type[Infra
             _wait(proc, Deadline(timeout), None if tick is None else partial(tick, output), every)
     if proc.returncode != 0:
         tail = _log_tail(log, tail_lines)
+        # the whole output: with -j, ENOSPC is often above the last lines the other jobs wrote
+        said = output.read().decode(errors="replace")
         raise error(f"{what} failed (exit {proc.returncode}); full log {log}\n{tail}"
-                    f"{disk_full_hint(tail, log.parent)}")
+                    f"{disk_full_hint(said, (log.parent, *places))}")
     return output
 
 
-def disk_full_hint(tail: str, where: Path) -> str:
-    """A line saying the disk filled, when the output says so (ENOSPC in a compiler or ld)."""
-    if DISK_FULL not in tail:
+def disk_full_hint(said: str, places: Sequence[Path]) -> str:
+    """A line saying the disk filled, when the output says so (ENOSPC in a compiler or ld),
+    naming the fullest of ``places`` (the object tree's file system may not be the log's)."""
+    if DISK_FULL not in said:
         return ""
-    free = shutil.disk_usage(where).free // (1 << 20)
-    return (f"\nthe disk is full ({free} MiB free on the file system of {where}): free space "
-            "and run again; nothing of this build was cached")
+    free, where = min((shutil.disk_usage(p).free, p) for p in places if p.exists())
+    return (f"\nthe disk is full ({free // (1 << 20)} MiB free on the file system of {where}): "
+            "free space and run again; nothing of this build was cached")
 
 
 @contextlib.contextmanager
