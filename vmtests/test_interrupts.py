@@ -21,12 +21,16 @@ from kheaders_suite.settings import Settings
 from vmtests.test_faults import inner_argv, memory_for, qemus_with
 
 INNER = '''
+import os
 import pytest
 
 @pytest.mark.variants("sysfs")
 def test_boots(guest):
     assert guest.run(("true",)).rc == 0
+    # held while the outer test kills its worker (a boot now ends before it could look)
+    guest.run(("sleep", os.environ.get("KHEADERS_TEST_HOLD", "0")), timeout=900)
 '''
+HOLD = "600"
 WAIT = 900.0  # for a line of the inner run (a cold boot beside other guests under TCG)
 
 
@@ -34,10 +38,14 @@ def memory(arch: str) -> str:
     return memory_for(arch, base=1910)
 
 
-def start(tmp_path: Path, target: Target, s: Settings, *extra: str) -> subprocess.Popen[bytes]:
+def start(tmp_path: Path, target: Target, s: Settings, *extra: str,
+          hold: str = "0") -> subprocess.Popen[bytes]:
+    """The inner run; ``hold``: seconds its test keeps the guest busy after it answered."""
     argv = inner_argv(tmp_path, INNER, target, s, memory(target.arch), *extra)
+    env = {**os.environ, "KHEADERS_TEST_HOLD": hold}
     with (tmp_path / "out.log").open("ab") as sink:
-        return subprocess.Popen(argv, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+                                env=env)
 
 
 def wait_for(log: Path, text: str) -> None:
@@ -93,7 +101,7 @@ def test_ctrl_c_during_a_boot_leaves_nothing_behind(target: Target, kernel_build
 @pytest.mark.variants("sysfs")
 def test_a_killed_xdist_worker_leaves_no_qemu(target: Target, kernel_build: KernelBuild,
                                               suite_settings: Settings, tmp_path: Path) -> None:
-    proc = start(tmp_path, target, suite_settings, "-n", "1")
+    proc = start(tmp_path, target, suite_settings, "-n", "1", hold=HOLD)
     wait_for(tmp_path / "out.log", ": ready after ")
     assert qemus_with(memory(target.arch)), "the worker's guest is not running"
     for worker in children(proc.pid):
