@@ -185,3 +185,23 @@ def test_the_debug_flavor_stretches_every_guest_deadline(tmp_path: Path) -> None
     assert FLAVOR_TIMEOUT_FACTOR["plain"] == 1.0
     assert debug.scale == pytest.approx(3.0 * plain.scale)
     assert plain.scale > 1.0  # TCG's own factor is still there
+
+
+def test_connect_names_an_image_whose_kernel_never_starts(tmp_path: Path) -> None:
+    """QEMU given an image it cannot boot runs on and prints nothing: a VMLost naming the
+    image once the kernel's first line is overdue, not the SSH deadline's minutes later."""
+    vm = FakeVM(tmp_path / "console.log")
+    start = time.monotonic()
+    with pytest.raises(VMLost, match=r"the kernel printed nothing within 1s of the launch: "
+                                     r"not an image this QEMU boots \(/c/builds/b/bzImage"):
+        boot.connect(vm.typed(), 2.0, boot_timeout=30.0, open_ssh=Opener(refusals=1000),
+                     kernel_start=0.5)
+    assert time.monotonic() - start < 5.0
+
+
+def test_connect_waits_on_for_ssh_once_the_kernel_has_printed(tmp_path: Path) -> None:
+    vm = FakeVM(tmp_path / "console.log")
+    vm.console_lines.append("[    0.000000] Linux version 6.12.117")
+    with pytest.raises(VMLost, match=r"no SSH within 1s"):
+        boot.connect(vm.typed(), 1.0, boot_timeout=1.0, open_ssh=Opener(refusals=1000),
+                     kernel_start=0.2)

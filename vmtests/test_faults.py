@@ -162,3 +162,45 @@ def test_faults_are_reported_for_what_they_are(target: Target, kernel_build: Ker
     assert qemus_with(memory_for(target.arch)) == [], "QEMU of the inner run still running"
     recorder.add("faults", target.id,
                  panic_seconds=float((tmp_path / "panic-seconds").read_text()))
+
+
+FAILED_BOOT = '''
+import dataclasses
+import pytest
+
+@pytest.fixture(scope="session")
+def kernel_build(kernel_build, tmp_path_factory):
+    """The target's build with an image QEMU cannot boot: a boot that fails for real."""
+    image = tmp_path_factory.mktemp("broken") / kernel_build.image.name
+    image.write_bytes(b"not a kernel image " * 4096)
+    return dataclasses.replace(kernel_build, image=image)
+
+@pytest.mark.variants("sysfs")
+def test_first(guest):
+    pass
+
+@pytest.mark.variants("sysfs")
+def test_second(guest):
+    pass
+'''
+
+
+@pytest.mark.variants("sysfs")
+def test_a_failed_boot_fails_the_rest_of_its_target_at_once(
+        target: Target, kernel_build: KernelBuild, suite_settings: Settings,
+        tmp_path: Path) -> None:
+    """One real boot that fails (QEMU given an image it cannot load): both tests of the target
+    ERROR with that boot's cause, and the second one without booting again."""
+    argv = inner_argv(tmp_path, FAILED_BOOT, target, suite_settings,
+                      memory_for(target.arch, base=1920), "-n", "0", "--junitxml", "junit.xml")
+    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    log = f"inner run exit {out.returncode}\n{out.stdout[-4000:]}\n{out.stderr[-3000:]}"
+    got = outcomes(tmp_path / "junit.xml")
+    assert got["test_first"][0] == "error", log
+    cause = got["test_first"][1].splitlines()[0]
+    assert "VM lost" in cause, log
+    assert "the kernel printed nothing within" in cause, log
+    assert got["test_second"][0] == "error", log
+    assert got["test_second"][1].splitlines()[0] == cause, log
+    assert out.stderr.count(": booting ") == 1, log
+    assert qemus_with(memory_for(target.arch, base=1920)) == [], "QEMU of the inner run left"

@@ -44,6 +44,10 @@ VNG_HOME = "vng-home"
 GUEST_HOME = "guest-home"
 # Base seconds for sshd to answer under KVM; multiplied by Accel.scale(arch) under TCG.
 BOOT_TIMEOUT = 30.0
+# Base seconds from the launch to the kernel's first console line, scaled the same way (it
+# takes 0.5-1.4 s under TCG here). An image QEMU cannot boot (truncated, another arch's, not
+# a kernel) prints nothing at all, and waited out the whole SSH deadline (150 s) before.
+KERNEL_START_TIMEOUT = 6.0
 PORT_ATTEMPTS = 3
 # Where a foreign-arch guest sees the build dir (/mnt exists, empty, in Debian roots).
 FOREIGN_BUILD_MOUNT = "/mnt"
@@ -121,12 +125,15 @@ def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:
 
 
 def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
-            open_ssh: OpenSSH | None = None) -> Guest:
+            open_ssh: OpenSSH | None = None,
+            kernel_start: float = KERNEL_START_TIMEOUT) -> Guest:
     """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers.
     ``open_ssh`` (port, timeout): by default ssh_login with the key vng made for this VM."""
     if open_ssh is None:
         open_ssh = partial(ssh_login, key=ssh_key(vm.spec))
     deadline = Deadline(boot_timeout * scale)
+    started = Deadline(kernel_start * scale)
+    kernel_seen = False
     last_error = "no attempt"
     while not deadline.expired:
         why = console.boot_failure(vm.console_text())
@@ -134,6 +141,12 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             raise VMLost(_lost_message(vm, why))
         if not vm.alive():
             raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({vm.gone()})"))
+        kernel_seen = kernel_seen or "kernel" in console.milestones(vm.own_console())
+        if not kernel_seen and started.expired:
+            raise VMLost(_lost_message(vm, (
+                f"the kernel printed nothing within {started.seconds:.0f}s of the launch: "
+                f"not an image this QEMU boots ({vm.spec.build.image}: truncated, another "
+                "arch's, not a kernel?)")))
         try:
             client = open_ssh(vm.spec.port, min(10.0, max(1.0, deadline.remaining)))
         except (OSError, paramiko.SSHException, EOFError) as exc:
