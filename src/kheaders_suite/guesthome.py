@@ -41,8 +41,8 @@ def linked_names(entries: Iterable[str]) -> list[str]:
 
 
 def home_dir(parent: Path, names: list[str]) -> Path:
-    """Where the home linking ``names`` lives: named by its content."""
-    digest = hashlib.sha256("\0".join(names).encode()).hexdigest()[:16]
+    """Where the home linking ``names`` lives: named by its content (the links' target too)."""
+    digest = hashlib.sha256("\0".join([HOST_HOME_MOUNT, *names]).encode()).hexdigest()[:16]
     return parent / digest
 
 
