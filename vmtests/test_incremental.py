@@ -81,14 +81,15 @@ def _native_only(target: Target) -> None:
 
 def options(tmp: Path, s: Settings, flip: bool, force_regen: bool,
             timestamp: str = BUILD_TIMESTAMP) -> BuildOptions:
-    """The suite's options, plus LOG_BUF_SHIFT 17 -> 16 (a config change, no header edited)."""
+    """The suite's options (its flavor too: the steps share the session's object tree, made
+    ready by its build), plus LOG_BUF_SHIFT 17 -> 16 (a config change, no header edited)."""
     extra = s.extra_fragments
     if flip:
         fragment = tmp / "flip.config"
         fragment.write_text("CONFIG_LOG_BUF_SHIFT=16\n")
         extra = (*extra, fragment)
     return BuildOptions(cache_dir=s.cache_dir, jobs=s.build_jobs, extra_fragments=extra,
-                        force_kheaders_regen=force_regen, timestamp=timestamp)
+                        force_kheaders_regen=force_regen, timestamp=timestamp, flavor=s.flavor)
 
 
 def settle(source: KernelSource, arch: arches.Arch, opts: BuildOptions) -> None:
