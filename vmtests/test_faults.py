@@ -102,13 +102,13 @@ def qemus_with(marker: str) -> list[int]:
 def inner_argv(tmp_path: Path, body: str, target: Target, s: Settings, memory: str,
                *extra: str) -> list[str]:
     """A pytest run of its own with this plugin on ``body`` (written to test_inner.py): the
-    outer run's kernel, arch, accelerator and cache, guests of ``memory``."""
+    outer run's kernel, arch, accelerator, flavor and cache, guests of ``memory``."""
     (tmp_path / "test_inner.py").write_text(body)
     source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
               else ["--kernel-package", s.kernel_package])
     return [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
             "no:cacheprovider", "-q", "--arch", target.arch, *source, "--accel", s.accel,
-            "--cache-dir", str(s.cache_dir), "--guest-memory", memory,
+            "--cache-dir", str(s.cache_dir), "--flavor", s.flavor, "--guest-memory", memory,
             "--results-dir", str(tmp_path / "results"), *extra, "test_inner.py"]
 
 

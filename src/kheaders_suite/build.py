@@ -225,6 +225,25 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
         return ArchiveBuild(archive=archive, config=out / "config", log=runner.log)
 
 
+def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
+                 progress: Progress, moddir: Path) -> tuple[Path, ...]:
+    """Build the out-of-tree module in ``moddir`` (its Kbuild file, sources; outputs land
+    there) against the shared object tree configured for ``variant``: what a developer does
+    with `make M=`. ``modules_prepare`` first, because an external build never syncs the
+    config itself. Returns the .ko files."""
+    ws = workspace(opts, source, arch)
+    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+        label = f"{arch.name}-{variant.name}"
+        runner = _Runner(moddir / "build.log", _make_env(opts), progress, label, opts.timeout,
+                         places=(moddir, ws / "obj"))
+        progress(f"{label}: module {moddir}, log {runner.log}")
+        _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare")
+        runner.run((*make, f"-j{opts.jobs}", "modules_prepare"))
+        runner.stage("make M=")
+        runner.run((*make, f"M={moddir}", "modules"))
+    return tuple(sorted(moddir.glob("*.ko")))
+
+
 def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant,
              opts: BuildOptions, ws: Path, stage: str) -> tuple[Path, tuple[str, ...]]:
     """The work copy synced and patched for ``variant``, the object tree configured, the

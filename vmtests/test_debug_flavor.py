@@ -1,0 +1,100 @@
+"""The debug flavor's checkers, caught for real (issue 10).
+
+A module with one real bug per load (vmtests/bugs/kheaders_bugs.c: a lock-order inversion, a
+sleep under a spinlock, an array index past its bounds, a read of freed memory) is built with
+`make M=` against the run's own object tree. An inner pytest run with this plugin boots the
+target's debug kernel once and loads it once per bug, each load in its own test: the
+kernel's own report (lockdep, the atomic-sleep check, UBSAN, KASAN) must FAIL that test with
+the report's text, and a load with no bug must pass. Without the flavor's options the same
+loads print nothing and every inner test passes, so this test fails.
+
+The order matters and is the file's: lockdep switches itself off after its first report, and
+a KASAN report taints the kernel, which switches lockdep off too, so KASAN goes last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kheaders_suite import arches, variants
+from kheaders_suite.build import BuildOptions, build_module
+from kheaders_suite.plugin import Target, progress
+from kheaders_suite.settings import Settings
+from kheaders_suite.source import KernelSource
+from vmtests.test_faults import inner_argv, memory_for, outcomes, qemus_with
+
+BUGS = Path(__file__).parent / "bugs"
+# bug= -> the first line of the kernel's report, as its checker words it.
+REPORTS = {
+    "lockdep": "WARNING: possible circular locking dependency detected",
+    "atomic-sleep": "BUG: sleeping function called from invalid context",
+    "ubsan": "UBSAN: array-index-out-of-bounds",
+    "kasan": "BUG: KASAN: slab-use-after-free",
+}
+
+INNER = '''
+import os
+from pathlib import Path
+import pytest
+
+MODULE = Path(os.environ["KHEADERS_BUGS_KO"]).read_bytes()
+
+def load(guest, bug):
+    guest.write_bytes("/tmp/kheaders_bugs.ko", MODULE)
+    # Its init always fails (EAGAIN): the exit status is not the check, the kernel log is.
+    guest.run(("insmod", "/tmp/kheaders_bugs.ko", f"bug={bug}"))
+
+@pytest.mark.variants("sysfs")
+def test_none(guest):
+    load(guest, "none")
+''' + "".join(f'''
+@pytest.mark.variants("sysfs")
+def test_{bug.replace("-", "_")}(guest):
+    load(guest, "{bug}")
+''' for bug in REPORTS)
+
+
+@pytest.fixture
+def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
+                pytestconfig: pytest.Config, tmp_path: Path) -> Path:
+    if suite_settings.flavor != "debug":
+        pytest.skip("the kernel's checkers are the debug flavor's: run with --flavor debug")
+    # Only now: a plain run skips without building anything. make M= needs the whole tree
+    # built (Module.symvers).
+    request.getfixturevalue("kernel_build")
+    kernel_source: KernelSource = request.getfixturevalue("kernel_source")
+    moddir = tmp_path / "bugs"
+    shutil.copytree(BUGS, moddir)
+    opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
+                        extra_fragments=suite_settings.extra_fragments,
+                        flavor=suite_settings.flavor)
+    built = build_module(kernel_source, arches.get(target.arch), variants.get(target.variant),
+                         opts, lambda m: progress(pytestconfig, m), moddir)
+    assert [k.name for k in built] == ["kheaders_bugs.ko"], f"built {built}"
+    return built[0]
+
+
+@pytest.mark.variants("sysfs")
+def test_real_kernel_reports_fail_the_test_that_caused_them(
+        target: Target, suite_settings: Settings, bugs_module: Path, tmp_path: Path) -> None:
+    memory = memory_for(target.arch, base=1940)
+    argv = inner_argv(tmp_path, INNER, target, suite_settings, memory, "-n", "0",
+                      "--junitxml", "junit.xml")
+    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "KHEADERS_BUGS_KO": str(bugs_module)})
+    log = f"inner run exit {out.returncode}\n{out.stdout[-6000:]}\n{out.stderr[-3000:]}"
+    got = outcomes(tmp_path / "junit.xml")
+    assert got["test_none"] == ("passed", ""), log
+    for bug, report in REPORTS.items():
+        name = f"test_{bug.replace('-', '_')}"
+        kind, text = got[name]
+        assert kind == "failure", f"{name}: {kind}, not the kernel's FAIL\n{log}"
+        assert f"kernel reported during {name}" in text, log
+        assert report in text, f"{name}: no {report!r} in the report\n{log}"
+    assert out.stderr.count(": booting ") == 1, log
+    assert qemus_with(memory) == [], "QEMU of the inner run still running"
