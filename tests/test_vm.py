@@ -172,3 +172,23 @@ def test_boot_puts_vngs_home_in_the_cache(tmp_path: Path) -> None:
     spec = spec_for(fake_build(), BootOptions(cache_dir=tmp_path), Accel("tcg", "t"),
                     lambda m: None)
     assert spec.vng_home == tmp_path / VNG_HOME
+
+
+@pytest.mark.parametrize(("line", "args"), [
+    ("CONFIG_KASAN=y", ("kasan_multi_shot",)),
+    ("# CONFIG_KASAN is not set", ()),
+])
+def test_a_kasan_kernel_reports_every_bug_of_a_boot(tmp_path: Path, line: str,
+                                                    args: tuple[str, ...]) -> None:
+    """KASAN's default is one report per boot: a later test's bug in the same guest would
+    pass unseen."""
+    import dataclasses
+
+    from kheaders_suite.boot import BootOptions, spec_for
+
+    (tmp_path / "config").write_text(f"CONFIG_64BIT=y\n{line}\nCONFIG_KASAN_GENERIC=y\n")
+    build = dataclasses.replace(fake_build(), config=tmp_path / "config")
+    spec = spec_for(build, BootOptions(cache_dir=tmp_path), Accel("tcg", "t"), lambda m: None)
+    assert spec.kernel_args == args
+    cmd = vng_command(spec)
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--append"] == ["loglevel=7", *args]

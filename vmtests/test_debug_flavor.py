@@ -9,7 +9,9 @@ the report's text, and a load with no bug must pass. Without the flavor's option
 loads print nothing and every inner test passes, so this test fails.
 
 The order matters and is the file's: lockdep switches itself off after its first report, and
-a KASAN report taints the kernel, which switches lockdep off too, so KASAN goes last.
+a KASAN report taints the kernel, which switches lockdep off too, so KASAN goes last. KASAN
+goes twice: by default it reports only the first bug of a boot, and a later test's would pass
+unseen; a KASAN kernel boots with kasan_multi_shot (boot.kernel_args_for).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from kheaders_suite.source import KernelSource
 from vmtests.test_faults import inner_argv, memory_for, outcomes, qemus_with
 
 BUGS = Path(__file__).parent / "bugs"
-# bug= -> the first line of the kernel's report, as its checker words it.
-REPORTS = {
-    "lockdep": "WARNING: possible circular locking dependency detected",
-    "atomic-sleep": "BUG: sleeping function called from invalid context",
-    "ubsan": "UBSAN: array-index-out-of-bounds",
-    "kasan": "BUG: KASAN: slab-use-after-free",
-}
+# (inner test, bug=, the first line of the kernel's report as its checker words it). KASAN
+# twice: the second bug of a boot is reported too (kasan_multi_shot, boot.kernel_args_for).
+CASES = (
+    ("lockdep", "lockdep", "WARNING: possible circular locking dependency detected"),
+    ("atomic_sleep", "atomic-sleep", "BUG: sleeping function called from invalid context"),
+    ("ubsan", "ubsan", "UBSAN: array-index-out-of-bounds"),
+    ("kasan", "kasan", "BUG: KASAN: slab-use-after-free"),
+    ("kasan_again", "kasan", "BUG: KASAN: slab-use-after-free"),
+)
 
 INNER = '''
 import os
@@ -54,9 +58,9 @@ def test_none(guest):
     load(guest, "none")
 ''' + "".join(f'''
 @pytest.mark.variants("sysfs")
-def test_{bug.replace("-", "_")}(guest):
+def test_{name}(guest):
     load(guest, "{bug}")
-''' for bug in REPORTS)
+''' for name, bug, _ in CASES)
 
 
 @pytest.fixture
@@ -90,8 +94,8 @@ def test_real_kernel_reports_fail_the_test_that_caused_them(
     log = f"inner run exit {out.returncode}\n{out.stdout[-6000:]}\n{out.stderr[-3000:]}"
     got = outcomes(tmp_path / "junit.xml")
     assert got["test_none"] == ("passed", ""), log
-    for bug, report in REPORTS.items():
-        name = f"test_{bug.replace('-', '_')}"
+    for case, _, report in CASES:
+        name = f"test_{case}"
         kind, text = got[name]
         assert kind == "failure", f"{name}: {kind}, not the kernel's FAIL\n{log}"
         assert f"kernel reported during {name}" in text, log

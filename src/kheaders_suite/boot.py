@@ -104,7 +104,17 @@ def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
                                                         host_home), host_home)
     return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
                   cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs,
-                  vng_home=opts.cache_dir / VNG_HOME)
+                  vng_home=opts.cache_dir / VNG_HOME, kernel_args=kernel_args_for(build))
+
+
+def kernel_args_for(build: KernelBuild) -> tuple[str, ...]:
+    """What the kernel itself asks of the command line. KASAN reports only its first bug
+    of a boot unless kasan_multi_shot is given: every later test in that guest would pass
+    whatever it broke."""
+    if not build.config.is_file():
+        return ()
+    config = build.config.read_text(errors="replace").splitlines()
+    return ("kasan_multi_shot",) if "CONFIG_KASAN=y" in config else ()
 
 
 def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:

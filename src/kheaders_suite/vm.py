@@ -42,6 +42,7 @@ class VMSpec:
     # HOME for vng: virtme-ng keeps its SSH host keys and login key in ~/.cache/virtme-ng/.ssh,
     # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
     vng_home: Path | None = None
+    kernel_args: tuple[str, ...] = ()  # added to the kernel command line, one --append each
 
     def guest_path(self, host: Path) -> str:
         """Where the guest sees ``host``: the same path on a shared host root."""
@@ -63,6 +64,7 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         # Kernel messages at info level on the console we keep; virtme-ng says "quiet".
         "--append", "loglevel=7",
     )
+    cmd += tuple(a for arg in spec.kernel_args for a in ("--append", arg))
     if spec.accel.name == "tcg":
         cmd += ("--disable-kvm",)
     if spec.root is not None:
