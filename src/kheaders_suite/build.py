@@ -419,6 +419,11 @@ def _make_env(opts: BuildOptions) -> dict[str, str]:
         # and does not cache kheaders.o (nor configs.o) at all. (ccache booleans are true for
         # any value, even "0": the NO form is the way to say no, whatever the user's config.)
         "CCACHE_NODEPEND": "1",
+        # Compile the preprocessed output ccache already made instead of preprocessing again:
+        # a miss cost 37% over plain gcc with the second preprocessor run, 16% without (59
+        # kernel/ and mm/ files); a cold x86_64 build 495 s -> 431 s, every archive check
+        # passing on it (measured, TCG host, empty ccache both times).
+        "CCACHE_NOCPP2": "1",
     }
 
 
