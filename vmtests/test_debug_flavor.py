@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite import arches, variants
-from kheaders_suite.build import BuildOptions, build_module
-from kheaders_suite.plugin import Target, progress
+from kheaders_suite.build import build_module
+from kheaders_suite.plugin import Target, build_options, progress
 from kheaders_suite.settings import Settings
 from kheaders_suite.source import KernelSource
 from vmtests.test_faults import inner_argv, memory_for, outcomes, qemus_with
@@ -74,11 +74,9 @@ def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: 
     kernel_source: KernelSource = request.getfixturevalue("kernel_source")
     moddir = tmp_path / "bugs"
     shutil.copytree(BUGS, moddir)
-    opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
-                        extra_fragments=suite_settings.extra_fragments,
-                        flavor=suite_settings.flavor)
     built = build_module(kernel_source, arches.get(target.arch), variants.get(target.variant),
-                         opts, lambda m: progress(pytestconfig, m), moddir)
+                         build_options(suite_settings), lambda m: progress(pytestconfig, m),
+                         moddir)
     assert [k.name for k in built] == ["kheaders_bugs.ko"], f"built {built}"
     return built[0]
 

@@ -29,6 +29,7 @@ without relinking vmlinux, BTF and modules (~25 s a step instead of ~90 s under 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ from kheaders_suite.build import (
     workspace,
 )
 from kheaders_suite.locks import file_lock
-from kheaders_suite.plugin import Target, progress
+from kheaders_suite.plugin import Target, build_options, progress
 from kheaders_suite.settings import Settings
 from kheaders_suite.source import KernelSource, KernelVersion
 from kheaders_suite.verify import config, read_archive
@@ -88,8 +89,8 @@ def options(tmp: Path, s: Settings, flip: bool, force_regen: bool,
         fragment = tmp / "flip.config"
         fragment.write_text("CONFIG_LOG_BUF_SHIFT=16\n")
         extra = (*extra, fragment)
-    return BuildOptions(cache_dir=s.cache_dir, jobs=s.build_jobs, extra_fragments=extra,
-                        force_kheaders_regen=force_regen, timestamp=timestamp, flavor=s.flavor)
+    return dataclasses.replace(build_options(s), extra_fragments=extra,
+                               force_kheaders_regen=force_regen, timestamp=timestamp)
 
 
 def settle(source: KernelSource, arch: arches.Arch, opts: BuildOptions) -> None:

@@ -146,12 +146,18 @@ def kernel_source(suite_settings: settings.Settings) -> KernelSource:
     return embedded_source(suite_settings.cache_dir, suite_settings.kernel_package)
 
 
+def build_options(s: settings.Settings) -> BuildOptions:
+    """The run's build options, one place for every build of the run (the session's
+    kernels, the incremental steps, out-of-tree modules): same cache, jobs, fragments and
+    flavor, so they share the session's object tree."""
+    return BuildOptions(cache_dir=s.cache_dir, jobs=s.build_jobs,
+                        extra_fragments=s.extra_fragments, flavor=s.flavor)
+
+
 @pytest.fixture(scope="session")
 def kernel_build(target: Target, kernel_source: KernelSource,
                  suite_settings: settings.Settings, pytestconfig: pytest.Config) -> KernelBuild:
-    opts = BuildOptions(cache_dir=suite_settings.cache_dir, jobs=suite_settings.build_jobs,
-                        extra_fragments=suite_settings.extra_fragments,
-                        flavor=suite_settings.flavor)
+    opts = build_options(suite_settings)
     arch = arches.get(target.arch)
     say = lambda m: progress(pytestconfig, m)  # noqa: E731
     if not arch.is_native:
