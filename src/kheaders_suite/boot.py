@@ -48,6 +48,13 @@ BOOT_TIMEOUT = 30.0
 # takes 0.5-1.4 s under TCG here). An image QEMU cannot boot (truncated, another arch's, not
 # a kernel) prints nothing at all, and waited out the whole SSH deadline (150 s) before.
 KERNEL_START_TIMEOUT = 6.0
+# Base seconds to wait for the init's "initialization done" (sshd started, network up) before
+# trying SSH anyway. An attempt made earlier reaches QEMU's user network, which accepts it and
+# sends the guest a SYN; a SYN sent before the guest has its address is retransmitted with
+# backoff, and that session came up 2.5-3 s after sshd was listening (arm64, TCG).
+INIT_DONE_WAIT = 10.0
+# A timeout for attempts made without that line: short, so a lost SYN costs one retry.
+EARLY_ATTEMPT = 2.0
 PORT_ATTEMPTS = 3
 # Where a foreign-arch guest sees the build dir (/mnt exists, empty, in Debian roots).
 FOREIGN_BUILD_MOUNT = "/mnt"
@@ -136,13 +143,17 @@ def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:
 
 def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             open_ssh: OpenSSH | None = None,
-            kernel_start: float = KERNEL_START_TIMEOUT) -> Guest:
+            kernel_start: float = KERNEL_START_TIMEOUT,
+            init_done_wait: float = INIT_DONE_WAIT) -> Guest:
     """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers.
-    ``open_ssh`` (port, timeout): by default ssh_login with the key vng made for this VM."""
+    ``open_ssh`` (port, timeout): by default ssh_login with the key vng made for this VM.
+    SSH is tried once the init says it is done, or with short attempts after
+    ``init_done_wait`` (scaled) without that line."""
     if open_ssh is None:
         open_ssh = partial(ssh_login, key=ssh_key(vm.spec))
     deadline = Deadline(boot_timeout * scale)
     started = Deadline(kernel_start * scale)
+    init_wait = Deadline(init_done_wait * scale)
     kernel_seen = False
     last_error = "no attempt"
     while not deadline.expired:
@@ -151,14 +162,20 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             raise VMLost(_lost_message(vm, why))
         if not vm.alive():
             raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({vm.gone()})"))
-        kernel_seen = kernel_seen or "kernel" in console.milestones(vm.own_console())
+        marks = console.milestones(vm.own_console())
+        kernel_seen = kernel_seen or "kernel" in marks
         if not kernel_seen and started.expired:
             raise VMLost(_lost_message(vm, (
                 f"the kernel printed nothing within {started.seconds:.0f}s of the launch: "
                 f"not an image this QEMU boots ({vm.spec.build.image}: truncated, another "
                 "arch's, not a kernel?)")))
+        booted = "init_done" in marks
+        if not booted and not init_wait.expired:
+            deadline.sleep(0.05)
+            continue
+        limit = 10.0 if booted else EARLY_ATTEMPT
         try:
-            client = open_ssh(vm.spec.port, min(10.0, max(1.0, deadline.remaining)))
+            client = open_ssh(vm.spec.port, min(limit, max(1.0, deadline.remaining)))
         except (OSError, paramiko.SSHException, EOFError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             deadline.sleep(0.25)
