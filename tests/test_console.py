@@ -87,6 +87,7 @@ def test_milestones_of_a_recorded_boot() -> None:
 
 def test_bash_init_is_a_milestone_too_and_missing_ones_are_absent() -> None:
     arm = "[   19.5] virtme-init: initialization done\n"
+    assert console.milestones("[    3.1] kheaders-init: initialization done\n")["init_done"]
     assert console.milestones(arm)["init_done"].guest_seconds == 19.5
     assert "init" not in console.milestones(arm)
     assert console.milestones("no kernel here\n") == {}

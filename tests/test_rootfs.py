@@ -84,7 +84,7 @@ def test_native_scripts_build_keeps_the_emulation_check() -> None:
 
 
 def test_package_list_covers_what_the_guest_needs() -> None:
-    for pkg in ("bash", "busybox", "openssh-server", "openssh-sftp-server", "kmod", "tar",
+    for pkg in ("bash", "busybox-static", "openssh-server", "openssh-sftp-server", "kmod", "tar",
                 "xz-utils", "gcc", "libc6-dev", "python3", "perl", "iproute2", "util-linux"):
         assert pkg in rootfs.PACKAGES
 

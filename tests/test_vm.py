@@ -79,7 +79,7 @@ def test_boot_profile_places_the_guest_clock_by_the_init_line() -> None:
     assert p.kernel_start == pytest.approx(1.1)  # 102.0 - 100 - 0.9
     assert (p.init, p.init_done, p.ssh, p.ready) == (0.9, 3.9, 6.5, 7.0)
     stages = dict(p.stages())
-    assert stages["virtme-init"] == pytest.approx(3.0)
+    assert stages["init"] == pytest.approx(3.0)
     assert stages["sshd+ssh"] == pytest.approx(6.5 - (1.1 + 3.9))
     assert sum(v for v in stages.values() if v is not None) == pytest.approx(p.ready)
 
@@ -88,7 +88,7 @@ def test_boot_profile_without_console_milestones_says_unknown() -> None:
     p = profile_boot(0.0, [], "", ssh_at=5.0, ready_at=6.0)
     assert p.kernel_start is None
     assert p.init is None
-    assert "virtme-init ?" in p.render()
+    assert "init ?" in p.render()
     assert dict(p.stages())["agent+first command"] == 1.0
 
 

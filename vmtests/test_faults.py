@@ -108,7 +108,8 @@ def inner_argv(tmp_path: Path, body: str, target: Target, s: Settings, memory: s
               else ["--kernel-package", s.kernel_package])
     return [sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
             "no:cacheprovider", "-q", "--arch", target.arch, *source, "--accel", s.accel,
-            "--cache-dir", str(s.cache_dir), "--flavor", s.flavor, "--guest-memory", memory,
+            "--cache-dir", str(s.cache_dir), "--flavor", s.flavor, "--guest-init", s.guest_init,
+            "--guest-memory", memory,
             "--results-dir", str(tmp_path / "results"), *extra, "test_inner.py"]
 
 

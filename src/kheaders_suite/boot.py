@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from kheaders_suite import accel, arches, console, guesthome, tools
+from kheaders_suite import accel, arches, console, guesthome, guestinit, tools
 from kheaders_suite.build import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import VMLost
@@ -42,6 +42,8 @@ logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 VNG_HOME = "vng-home"
 # Root's home in a guest on the host's root, without the host user's shell startup files.
 GUEST_HOME = "guest-home"
+# The suite's init and the virtme-run that boots it (guestinit).
+GUEST_INIT = "guest-init"
 # Base seconds for sshd to answer under KVM; multiplied by Accel.scale(arch) under TCG.
 BOOT_TIMEOUT = 30.0
 # Base seconds from the launch to the kernel's first console line, scaled the same way (it
@@ -78,12 +80,13 @@ class BootOptions:
     guest_memory: str = "2G"  # virtme-ng's size: digits with K, M or G
     # The kernel's own slowness, on top of the accelerator's: build.FLAVOR_TIMEOUT_FACTOR
     timeout_factor: float = 1.0
+    guest_init: str = "suite"  # --guest-init: the suite's init (guestinit) or virtme-ng's
 
     @classmethod
     def from_settings(cls, s: Settings) -> BootOptions:
         return cls(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
                    guest_memory=s.guest_memory,
-                   timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor])
+                   timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor], guest_init=s.guest_init)
 
 
 def vng_binary() -> str:
@@ -111,7 +114,15 @@ def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
                                                         host_home), host_home)
     return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
                   cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs,
-                  vng_home=opts.cache_dir / VNG_HOME, kernel_args=kernel_args_for(build))
+                  vng_home=opts.cache_dir / VNG_HOME, kernel_args=kernel_args_for(build),
+                  init_launcher=init_launcher(opts))
+
+
+def init_launcher(opts: BootOptions) -> Path | None:
+    """Where vng finds the virtme-run that boots the suite's init; None for virtme-ng's."""
+    if opts.guest_init != "suite":
+        return None
+    return guestinit.ensure(opts.cache_dir / GUEST_INIT, Path(vng_binary()))
 
 
 def kernel_args_for(build: KernelBuild) -> tuple[str, ...]:
@@ -186,14 +197,14 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
 
 
 def no_ssh_reason(text: str, seconds: float, last_error: str) -> str:
-    """Why nothing answered SSH: when virtme-ng's init says it finished, the guest is up and
+    """Why nothing answered SSH: when the guest's init says it finished, the guest is up and
     its sshd is what did not start (QEMU's port forward accepts, then drops the connection)."""
     if "init_done" not in console.milestones(text):
         return f"no SSH within {seconds:.0f}s ({last_error})"
     said = [console.strip_timestamp(line).strip() for line in text.splitlines()
             if "sshd" in line or "ssh-keygen" in line]
     lines = "; its console lines: " + " | ".join(said[-5:]) if said else ""
-    return (f"sshd did not start in the guest: virtme-ng's init finished, but nothing answered "
+    return (f"sshd did not start in the guest: the guest's init finished, but nothing answered "
             f"SSH within {seconds:.0f}s ({last_error}){lines}")
 
 

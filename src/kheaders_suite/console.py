@@ -79,7 +79,9 @@ def boot_hint(text: str) -> str | None:
 # Boot milestones as the console shows them (both virtme-ng inits log "initialization done").
 _TIMESTAMPED = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)
 _INIT_STARTED = re.compile(r"^\[\s*(\d+\.\d+)\] Run \S+.* as init process", re.M)
-_INIT_DONE = re.compile(r"^\[\s*(\d+\.\d+)\] virtme(?:-ng)?-init: initialization done", re.M)
+# virtme-ng's inits (bash, Rust) and the suite's (guestinit) say the same words.
+_INIT_DONE = re.compile(r"^\[\s*(\d+\.\d+)\] (?:virtme(?:-ng)?|kheaders)-init: "
+                        r"initialization done", re.M)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class Milestone:
 
 
 def milestones(text: str) -> dict[str, Milestone]:
-    """The first kernel line, init started, and virtme-ng's init done, where present."""
+    """The first kernel line, init started, and the init done, where present."""
     found: dict[str, Milestone] = {}
     for name, pattern in (("kernel", _TIMESTAMPED), ("init", _INIT_STARTED),
                           ("init_done", _INIT_DONE)):

@@ -46,7 +46,9 @@ needs from the tree: bash (#!/usr/bin/env bash), coreutils (install, mktemp, bas
 stty, ...), util-linux (setsid, su) and mount, grep, sed, kmod, iproute2 (ip) and busybox for
 DHCP (``busybox udhcpc`` with virtme-udhcpc-script), openssh-server with ssh-keygen and
 sftp-server, and ``poweroff -f`` to end an --exec run (busybox's, linked below; Debian's own
-poweroff comes with an init system). Left out on purpose: udev (its coldplug costs seconds
+poweroff comes with an init system). The suite's own init (guestinit, the default) needs
+less: mount, a static busybox (its shell runs mount, mkdir, ln and ip as applets, without an
+exec) and sshd. Left out on purpose: udev (its coldplug costs seconds
 under TCG; without it /dev/virtio-ports/ is missing and ``vng --exec`` falls back to the
 serial console; SSH does not care), kbd (openvt/deallocvt: only an error line on the console).
 """
@@ -78,7 +80,9 @@ PACKAGES: tuple[str, ...] = (
     "bash", "coreutils", "util-linux", "mount", "grep", "sed",  # virtme-init itself
     "kmod",  # modprobe/rmmod of kheaders.ko (CONFIG_IKHEADERS=m)
     "procps", "iproute2",
-    "busybox",  # udhcpc for --ssh-tcp networking, and poweroff -f
+    # udhcpc for --ssh-tcp networking and poweroff -f; static, so the suite's init
+    # (guestinit) runs its applets without an exec, as on the host (ci/setup installs it)
+    "busybox-static",
     "openssh-server", "openssh-sftp-server",  # sftp-server is only a Recommends
     "tar", "xz-utils", "perl",  # what gen_kheaders.sh and `tar -xJf` of the archive use
     "gcc", "libc6-dev",  # compile against the extracted headers

@@ -56,6 +56,7 @@ class Settings:
     flavor: str = "plain"  # build.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
     # arches whose sweep times clang's front end too (issue 14's strategies); None: all
     frontend_arches: tuple[str, ...] | None = None
+    guest_init: str = "suite"  # "suite": the suite's init (guestinit); "vng": virtme-ng's
 
     def times_frontend(self, arch: str) -> bool:
         """Whether ``arch``'s timing sweep includes clang's front end (--frontend-arch)."""
@@ -80,6 +81,10 @@ def add_options(parser: pytest.Parser) -> None:
                          "~/.cache/kheaders-suite).")
     group.addoption("--results-dir", metavar="DIR", default="results",
                     help="console logs, JSON results and plots of this run (default ./results).")
+    group.addoption("--guest-init", choices=("suite", "vng"), default="suite",
+                    help="the guest's init: suite (default: mounts, a static address and sshd, "
+                         "nothing else; seconds faster under emulation) or vng (virtme-ng's "
+                         "own, with udev and DHCP where the root has them).")
     group.addoption("--guest-cpus", type=int, default=2, help="vCPUs per guest (default 2).")
     group.addoption("--guest-memory", default="2G", help="memory per guest (default 2G).")
     group.addoption("--build-jobs", type=int, default=(os.cpu_count() or 1) + 1,
@@ -237,6 +242,7 @@ def from_config(config: pytest.Config) -> Settings:
         sweep=sweep,
         flavor=str(opt("--flavor")),
         frontend_arches=frontend_arches(str(opt("--frontend-arch"))),
+        guest_init=str(opt("--guest-init")),
     )
     check_host(config, names, s.cache_dir)
     return s

@@ -43,6 +43,9 @@ class VMSpec:
     # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
     vng_home: Path | None = None
     kernel_args: tuple[str, ...] = ()  # added to the kernel command line, one --append each
+    # A directory put first on vng's PATH whose virtme-run boots the suite's init
+    # (guestinit); None: virtme-ng's own init.
+    init_launcher: Path | None = None
 
     def guest_path(self, host: Path) -> str:
         """Where the guest sees ``host``: the same path on a shared host root."""
@@ -81,6 +84,8 @@ def vng_env(spec: VMSpec, vng: str, base: dict[str, str] | None = None) -> dict[
     when the venv is not activated), and HOME moved to ``spec.vng_home`` when set."""
     env = dict(os.environ if base is None else base)
     env.update(PYTHONUNBUFFERED="1", PATH=f"{Path(vng).parent}{os.pathsep}{env.get('PATH', '')}")
+    if spec.init_launcher is not None:
+        env["PATH"] = f"{spec.init_launcher}{os.pathsep}{env['PATH']}"
     if spec.vng_home is not None:
         env["HOME"] = str(spec.vng_home)
     return env
@@ -108,7 +113,7 @@ class BootProfile:
 
     kernel_start: float | None  # when the guest's clock read 0: vng, QEMU and firmware
     init: float | None  # guest seconds at "Run ... as init process": the kernel's boot
-    init_done: float | None  # guest seconds at virtme-ng's "initialization done"
+    init_done: float | None  # guest seconds at the init's "initialization done"
     ssh: float  # SSH session authenticated
     ready: float  # the first command answered through the agent: ready for tests
 
@@ -119,7 +124,7 @@ class BootProfile:
         return [
             ("vng+qemu+firmware", self.kernel_start),
             ("kernel", self.init),
-            ("virtme-init", _minus(self.init_done, self.init)),
+            ("init", _minus(self.init_done, self.init)),
             ("sshd+ssh", _minus(self.ssh, done_at)),
             ("agent+first command", self.ready - self.ssh),
         ]
