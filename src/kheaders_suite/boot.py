@@ -122,7 +122,7 @@ def init_launcher(opts: BootOptions) -> Path | None:
     """Where vng finds the virtme-run that boots the suite's init; None for virtme-ng's."""
     if opts.guest_init != "suite":
         return None
-    return guestinit.ensure(opts.cache_dir / GUEST_INIT, Path(vng_binary()))
+    return guestinit.ensure(opts.cache_dir / GUEST_INIT, tools.find_vng())
 
 
 def kernel_args_for(build: KernelBuild) -> tuple[str, ...]:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from kheaders_suite.paths import publish_dir
 
 # Where the guest sees the host's own /root (an empty tmpfs dir the init creates).
 HOST_HOME_MOUNT = "/run/kheaders-host-home"
@@ -50,21 +50,12 @@ def ensure_home(parent: Path, host_home: Path) -> Path:
     """The guest home for ``host_home``'s entries now: made under ``parent`` (atomically: a
     temporary directory renamed into place) unless an identical one is already there."""
     names = linked_names(os.listdir(host_home))
-    target = home_dir(parent, names)
-    if target.is_dir():
-        return target
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         for name in names:
             (tmp / name).symlink_to(f"{HOST_HOME_MOUNT}/{name}")
-        tmp.chmod(0o755)
-        tmp.rename(target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not target.is_dir():  # another worker made it first: theirs is the same
-            raise
-    return target
+
+    return publish_dir(home_dir(parent, names), fill)
 
 
 def rodirs(home: Path, host_home: Path) -> tuple[tuple[Path, str], ...]:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 
 from kheaders_suite import guest_scripts
 from kheaders_suite.errors import UserError
+from kheaders_suite.paths import publish_dir
 
 CHOICES = ("suite", "vng")
 SCRIPT = "kheaders-init.sh"
@@ -70,23 +69,14 @@ def ensure(parent: Path, vng: Path) -> Path:
     init. Made under ``parent`` unless an identical one is there (atomically: renamed in)."""
     python = interpreter(vng)
     script = init_script()
-    digest = hashlib.sha256(script + b"\0" + python.encode()).hexdigest()[:16]
-    target = parent / digest
-    if (target / "bin" / "virtme-run").is_file():
-        return target / "bin"
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=parent))
-    try:
-        (tmp / "guest").mkdir()
-        (tmp / "guest" / INIT_NAME).write_bytes(script)
-        (tmp / "guest" / INIT_NAME).chmod(0o755)
-        (tmp / "bin").mkdir()
-        (tmp / "bin" / "virtme-run").write_text(launcher_text(python, target / "guest"))
-        (tmp / "bin" / "virtme-run").chmod(0o755)
-        tmp.chmod(0o755)
-        tmp.rename(target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "bin" / "virtme-run").is_file():  # not another worker's, the same
-            raise
-    return target / "bin"
+    target = parent / hashlib.sha256(script + b"\0" + python.encode()).hexdigest()[:16]
+
+    def fill(tmp: Path) -> None:
+        for sub, name, text in (("guest", INIT_NAME, script),
+                                ("bin", "virtme-run",
+                                 launcher_text(python, target / "guest").encode())):
+            (tmp / sub).mkdir()
+            (tmp / sub / name).write_bytes(text)
+            (tmp / sub / name).chmod(0o755)
+
+    return publish_dir(target, fill) / "bin"

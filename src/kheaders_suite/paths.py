@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 # src/kheaders_suite/paths.py -> repo root
@@ -18,3 +21,22 @@ def default_cache_dir() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "kheaders-suite"
+
+
+def publish_dir(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``target`` made by ``fill`` in a temporary sibling renamed into place, unless it is
+    there already: for directories named by their content, so whichever worker renames first
+    made the same one as the others."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=target.parent))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():  # not another worker's, the same
+            raise
+    return target

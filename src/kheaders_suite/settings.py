@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, debsrc, kconfig, rootfs, source, tools, variants
+from kheaders_suite import arches, debsrc, guestinit, kconfig, rootfs, source, tools, variants
 from kheaders_suite.errors import UserError
 from kheaders_suite.paths import default_cache_dir
 from kheaders_suite.source import DEFAULT_PACKAGE
@@ -81,7 +81,7 @@ def add_options(parser: pytest.Parser) -> None:
                          "~/.cache/kheaders-suite).")
     group.addoption("--results-dir", metavar="DIR", default="results",
                     help="console logs, JSON results and plots of this run (default ./results).")
-    group.addoption("--guest-init", choices=("suite", "vng"), default="suite",
+    group.addoption("--guest-init", choices=guestinit.CHOICES, default="suite",
                     help="the guest's init: suite (default: mounts, a static address and sshd, "
                          "nothing else; seconds faster under emulation) or vng (virtme-ng's "
                          "own, with udev and DHCP where the root has them).")

@@ -125,12 +125,11 @@ network() {
         [ -e "$dev" ] && net=${dev##*/}
     done
     echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
+    ip link set lo up
     if [ -z "$net" ]; then
-        ip link set lo up
         log "no virtio network device: no SSH"
         return 1
     fi
-    ip link set lo up
     ip link set "$net" up
     ip addr add 10.0.2.15/24 dev "$net"
     ip route add default via 10.0.2.2 dev "$net"
