@@ -52,14 +52,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite import accel, arches, variants
-from kheaders_suite.boot import BootOptions, boot
-from kheaders_suite.build import BuildOptions, KernelBuild, ensure_build
-from kheaders_suite.paths import REPO_ROOT, default_cache_dir
-from kheaders_suite.source import embedded_source
+from kheaders_suite.boot import accel
+from kheaders_suite.boot.connect import BootOptions, boot
+from kheaders_suite.boot.vm import BootProfile
+from kheaders_suite.build.kernel import BuildOptions, KernelBuild, ensure_build
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
+from kheaders_suite.source.tree import embedded_source
 from kheaders_suite.timing import results, runner, summary, sweep, workload
 from kheaders_suite.timing.stats import summarize
-from kheaders_suite.vm import BootProfile
 
 READ_SNIPPET = (
     "import time,statistics,sys\n"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite.paths import REPO_ROOT, default_cache_dir
+from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
 
 WATCHED = ("qemu-system", "vng", "virtme", "virtiofsd", "cc1", "make", "ld", "pytest")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches
-from kheaders_suite.arches import Arch
-from kheaders_suite.build import KernelBuild, build_key
+from kheaders_suite.build.kernel import KernelBuild, build_key
+from kheaders_suite.catalog import arches
+from kheaders_suite.catalog.arches import Arch
 from kheaders_suite.verify.archive import read_archive
 from tests.synthetic.build import SyntheticBuild, make_synthetic_build
 from tests.synthetic.tarball import write_archive

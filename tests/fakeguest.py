@@ -2,7 +2,7 @@
 client, and the channel to the guest agent, so boot.py and agentlink.py run without QEMU.
 
 By default the fake channel answers each request with the real agent's handling
-(guest_scripts/agent.py, on this host); a test injects failures with its own ``answer``.
+(inguest/agent.py, on this host); a test injects failures with its own ``answer``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any, cast
 
 import paramiko
 
-from kheaders_suite import arches
-from kheaders_suite.accel import Accel
-from kheaders_suite.guest_scripts import agent
-from kheaders_suite.vm import VM, VMSpec
+from kheaders_suite.boot.accel import Accel
+from kheaders_suite.boot.vm import VM, VMSpec
+from kheaders_suite.catalog import arches
+from kheaders_suite.inguest import agent
 
 from .test_vm import fake_build
 
@@ -31,7 +31,7 @@ _IDLE_READ, _IDLE_WRITE = os.pipe()
 
 
 def agent_answer(request: dict[str, Any]) -> bytes:
-    """What guest_scripts/agent.py prints for ``request``."""
+    """What inguest/agent.py prints for ``request``."""
     return (json.dumps(agent.handle(request)) + "\n").encode()
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from kheaders_suite import accel, arches
+from kheaders_suite.boot import accel
+from kheaders_suite.catalog import arches
 from kheaders_suite.errors import UserError
 
 X86 = arches.get("x86_64")

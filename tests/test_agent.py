@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kheaders_suite.guest_scripts import agent, source
+from kheaders_suite.inguest import agent, source
 
 
 def test_runs_argv_and_returns_both_streams() -> None:
@@ -65,7 +65,7 @@ def test_a_command_still_runs_by_default() -> None:
 
 
 def test_agent_command_is_clean_of_the_host_users_environment() -> None:
-    from kheaders_suite.agentlink import agent_command
+    from kheaders_suite.session.agentlink import agent_command
 
     cmd = agent_command(b"print(1)")
     assert cmd[:2] == ("env", "-i")

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.agentlink import SEND_TIMEOUT, Agent
-from kheaders_suite.deadline import Deadline
 from kheaders_suite.errors import GuestTimeout, VMLost
+from kheaders_suite.host.deadline import Deadline
+from kheaders_suite.session.agentlink import SEND_TIMEOUT, Agent
 
 from .fakeguest import FakeChannel, reply, ssh_client
 

@@ -1,6 +1,6 @@
 import pytest
 
-from kheaders_suite import arches, variants
+from kheaders_suite.catalog import arches, variants
 from kheaders_suite.errors import UserError
 
 

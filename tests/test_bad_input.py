@@ -20,13 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, build, kconfig, rootfs, settings, source, tools
+from kheaders_suite.boot import rootfs
+from kheaders_suite.build import kconfig
+from kheaders_suite.build import kernel as build
+from kheaders_suite.catalog import arches
+from kheaders_suite.catalog.paths import CONFIGS_DIR, REPO_ROOT
 from kheaders_suite.errors import ConfigMismatch, UserError
+from kheaders_suite.host import tools
 from kheaders_suite.patchci import cli
-from kheaders_suite.paths import CONFIGS_DIR, REPO_ROOT
+from kheaders_suite.plugin import options as settings
+from kheaders_suite.source import tree as source
 from tests.test_patchci_series import make_kernel_repo, mbox_of, snapshot
 
-SRC = Path(tools.__file__).resolve().parents[1]
+SRC = Path(tools.__file__).resolve().parents[2]
 KCONFIG = "config IKHEADERS\n\ttristate\nmenuconfig DEBUG_FS\n\tbool\nconfig SYSCTL\n"
 
 

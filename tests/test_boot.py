@@ -10,14 +10,15 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from kheaders_suite import arches, boot
-from kheaders_suite.boot import BootOptions
-from kheaders_suite.build import FLAVOR_TIMEOUT_FACTOR, KernelBuild
-from kheaders_suite.command import GuestStepFailed
+from kheaders_suite.boot import connect as boot
+from kheaders_suite.boot.connect import BootOptions
+from kheaders_suite.boot.vm import VM, VMSpec
+from kheaders_suite.build.kernel import FLAVOR_TIMEOUT_FACTOR, KernelBuild
+from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
-from kheaders_suite.guest import Guest
-from kheaders_suite.settings import Settings
-from kheaders_suite.vm import VM, VMSpec
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.session.command import GuestStepFailed
+from kheaders_suite.session.guest import Guest
 
 from .fakeguest import FakeChannel, FakeVM, reply, ssh_client
 from .test_vm import fake_build

@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, build, variants
-from kheaders_suite.paths import CONFIGS_DIR
-from kheaders_suite.source import KernelSource, KernelVersion
+from kheaders_suite.build import kernel as build
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.paths import CONFIGS_DIR
+from kheaders_suite.source.tree import KernelSource, KernelVersion
 
 from .test_vm import fake_build
 
@@ -86,7 +87,7 @@ def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> N
 
 def test_cold_builds_take_turns_and_incremental_ones_do_not_wait(tmp_path: Path) -> None:
     from kheaders_suite.errors import InfraError
-    from kheaders_suite.locks import file_lock
+    from kheaders_suite.host.locks import file_lock
 
     opts = build.BuildOptions(cache_dir=tmp_path, timeout=0.2)
     said: list[str] = []
@@ -145,7 +146,7 @@ def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
 
 
 def test_the_debug_fragment_asks_for_the_checkers() -> None:
-    from kheaders_suite import kconfig
+    from kheaders_suite.build import kconfig
 
     wanted = kconfig.parse_config((CONFIGS_DIR / "flavor-debug.config").read_text())
     for symbol in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_ATOMIC_SLEEP",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import cache_entry
-from kheaders_suite.build import KernelBuild
+from kheaders_suite.build import cache_entry
+from kheaders_suite.build.kernel import KernelBuild
 
 
 def entry(out: Path, module: bool = True) -> KernelBuild:

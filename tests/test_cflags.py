@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import cflags
+from kheaders_suite.verify import cflags
 
 MS = '#define CONFIG_CC_MS_EXTENSIONS "-fms-extensions"\n'
 # What 7.3's linux/fs.h does, in small: a tagged struct embedded anonymously, and a size check.

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from kheaders_suite.paths import REPO_ROOT
+from kheaders_suite.catalog.paths import REPO_ROOT
 
 
 def run_in_lib(command: str) -> subprocess.CompletedProcess[str]:

@@ -32,11 +32,11 @@ from unittest import mock
 import pytest
 import yaml
 
-from kheaders_suite import arches, variants
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
 from kheaders_suite.patchci import cli
 from kheaders_suite.patchci.render import JSON_NAME, MARKDOWN_NAME
 from kheaders_suite.patchci.run import Job, side_paths
-from kheaders_suite.paths import REPO_ROOT, default_cache_dir
 
 TEMPLATES = REPO_ROOT / "ci" / "templates"
 GITHUB = TEMPLATES / "github-actions.yml"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from kheaders_suite import console
+from kheaders_suite.boot import console
 
 DATA = Path(__file__).parent / "data"
 

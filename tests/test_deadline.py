@@ -1,4 +1,4 @@
-from kheaders_suite.deadline import Deadline, poll
+from kheaders_suite.host.deadline import Deadline, poll
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import debsrc
 from kheaders_suite.errors import InfraError, UserError
+from kheaders_suite.source import debsrc
 
 SHOW = """Package: linux-source-7.2
 Version: 7.2.12-1~bpo13+1

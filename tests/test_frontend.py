@@ -1,4 +1,4 @@
-"""Issue 14 without a VM: clang's front end on headers from memory (guest_scripts/frontend.py)
+"""Issue 14 without a VM: clang's front end on headers from memory (inguest/frontend.py)
 and the sweep's in-memory strategy, run on the host against a synthetic archive with the
 host's libclang (ci/setup installs python3-clang-14)."""
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite import settings
 from kheaders_suite.errors import UserError
-from kheaders_suite.guest_scripts import source
+from kheaders_suite.inguest import source
+from kheaders_suite.plugin import options as settings
 from kheaders_suite.timing import (
     claims,
     noise,

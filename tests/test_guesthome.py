@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, guesthome
-from kheaders_suite.accel import Accel
-from kheaders_suite.vm import VMSpec, vng_command
+from kheaders_suite.boot import guesthome
+from kheaders_suite.boot.accel import Accel
+from kheaders_suite.boot.vm import VMSpec, vng_command
+from kheaders_suite.catalog import arches
 from tests.test_vm import fake_build
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import guestinit, tools
+from kheaders_suite.boot import guestinit
+from kheaders_suite.boot.vm import VMSpec, vng_env
 from kheaders_suite.errors import UserError
-from kheaders_suite.vm import VMSpec, vng_env
+from kheaders_suite.host import tools
 
 from .fakeguest import FakeVM
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kheaders_suite import arches
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.paths import default_cache_dir
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog import arches
+from kheaders_suite.catalog.paths import default_cache_dir
 from kheaders_suite.verify import read_archive
 from tests.conftest import BROKEN_KEY, PoisonedCache
 
-ASK_CACHE = "from kheaders_suite.paths import default_cache_dir; print(default_cache_dir())"
+ASK_CACHE = "from kheaders_suite.catalog.paths import default_cache_dir; print(default_cache_dir())"
 
 
 def test_the_cache_is_the_poisoned_one(poisoned_cache: PoisonedCache) -> None:

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import kconfig
-from kheaders_suite.paths import CONFIGS_DIR
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.build import kconfig
+from kheaders_suite.catalog.paths import CONFIGS_DIR
+from kheaders_suite.source.tree import KernelVersion
 
 RESOLVED = """\
 CONFIG_IKHEADERS=m

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.guest_scripts import agent
-from kheaders_suite.kernellog import KernelLog, KernelReported, parse_kmsg
+from kheaders_suite.inguest import agent
+from kheaders_suite.session.kernellog import KernelLog, KernelReported, parse_kmsg
 
 WARN = "WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:42 ikheaders_read+0x1/0x2"
 RAW = (

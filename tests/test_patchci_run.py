@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import run
 from kheaders_suite.patchci import side as sides
-from kheaders_suite.paths import REPO_ROOT
 from tests.test_source import fake_kernel
 
 X86_SYSFS = run.Job("x86_64", "sysfs")

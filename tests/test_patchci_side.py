@@ -136,7 +136,7 @@ def test_a_kernel_report_in_a_fixture_is_the_kernels_fail_and_harness_errors_sta
     infrastructure <error> (plugin: a VM lost inside a test body) stays an ERROR."""
     xml = """<testsuites><testsuite>
       <testcase classname="t" name="test_a"><error message='failed on setup with
-      "kheaders_suite.kernellog.KernelReported: kernel reported during the boot of x"'>y</error>
+      "kheaders_suite.session.kernellog.KernelReported: kernel reported during the boot"'>y</error>
       </testcase>
       <testcase classname="t" name="test_b"><error
         message="infrastructure: VMLost: VM lost (x86_64-proc)">z</error></testcase>

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import worktree
+from kheaders_suite.catalog.paths import PATCHES_DIR
+from kheaders_suite.catalog.variants import VARIANTS
 from kheaders_suite.errors import PatchFailed
-from kheaders_suite.paths import PATCHES_DIR
-from kheaders_suite.source import KernelVersion
-from kheaders_suite.variants import VARIANTS
+from kheaders_suite.source import worktree
+from kheaders_suite.source.tree import KernelVersion
 
 DATA = Path(__file__).parent / "data"
 PATCHES = sorted(PATCHES_DIR.glob("*/*/*.patch"))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite import proc
 from kheaders_suite.errors import InfraError
+from kheaders_suite.host import proc
 
 
 class StepFailed(InfraError):
@@ -115,7 +115,7 @@ def test_a_killed_runner_leaves_no_compiler_behind(tmp_path: Path) -> None:
 
     pidfile, log = tmp_path / "child.pid", tmp_path / "log"
     runner = subprocess.Popen((sys.executable, "-c", (
-        "import sys; from pathlib import Path; from kheaders_suite import proc; "
+        "import sys; from pathlib import Path; from kheaders_suite.host import proc; "
         "from kheaders_suite.errors import InfraError; "
         f"proc.run_logged({group_script(pidfile)!r}, Path({str(log)!r}), what='make', "
         "error=InfraError, timeout=60.0)")))

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, rootfs
+from kheaders_suite.boot import rootfs
+from kheaders_suite.boot.rootfs import Method
+from kheaders_suite.catalog import arches
 from kheaders_suite.errors import UserError
-from kheaders_suite.rootfs import Method
 
 # An arch no host runs, so is_native is False on any machine the tests run on.
 FOREIGN = dataclasses.replace(arches.get("arm64"), uts_machine="fakearch")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import variants
+from kheaders_suite.catalog import variants
 
 ROOT = Path(__file__).resolve().parents[1]
 

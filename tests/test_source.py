@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import source
 from kheaders_suite.errors import UserError
+from kheaders_suite.source import tree as source
 
 
 def fake_kernel(root: Path, version: str = "6.1.192") -> Path:

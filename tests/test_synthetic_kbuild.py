@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build import BUILD_TIMESTAMP
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP
+from kheaders_suite.source.tree import KernelVersion
 from tests.synthetic.build import SyntheticBuild, make_synthetic_build
 from tests.synthetic.kbuild import (
     DATA,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kheaders_suite.errors import UserError
-from kheaders_suite.guest_scripts import source
+from kheaders_suite.inguest import source
 from kheaders_suite.timing import (
     claims,
     compare,

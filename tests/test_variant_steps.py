@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import variants
-from kheaders_suite.agentlink import Agent
-from kheaders_suite.command import GuestStepFailed
-from kheaders_suite.deadline import Deadline
-from kheaders_suite.guest import Guest
+from kheaders_suite.catalog import variants
+from kheaders_suite.host.deadline import Deadline
+from kheaders_suite.session.agentlink import Agent
+from kheaders_suite.session.command import GuestStepFailed
+from kheaders_suite.session.guest import Guest
 
 from .fakeguest import FakeChannel, FakeVM, reply, ssh_client
 from .test_vm import fake_build

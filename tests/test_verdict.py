@@ -13,18 +13,18 @@ import paramiko
 import pytest
 
 from kheaders_suite.errors import BuildFailed, GuestTimeout, VMLost
-from kheaders_suite.guest import GuestCommandFailed, GuestStepFailed
-from kheaders_suite.kernellog import KernelLog, KernelReported
-from kheaders_suite.verdict import infra_reason, reproduce
+from kheaders_suite.report.verdict import infra_reason, reproduce
+from kheaders_suite.session.guest import GuestCommandFailed, GuestStepFailed
+from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
 FAKE_GUEST = '''
 from pathlib import Path
 import pytest
-from kheaders_suite import arches
-from kheaders_suite.accel import Accel
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest, GuestStepFailed
-from kheaders_suite.vm import VMSpec
+from kheaders_suite.catalog import arches
+from kheaders_suite.boot.accel import Accel
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.session.guest import Guest, GuestStepFailed
+from kheaders_suite.boot.vm import VMSpec
 
 WARN = "WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:42 ikheaders_read+0x1/0x2"
 PANIC = "Kernel panic - not syncing: sysrq triggered crash"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify import (
     CheckResult,
     config,

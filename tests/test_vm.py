@@ -2,17 +2,17 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches
-from kheaders_suite.accel import Accel
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guardian import guardian_command
-from kheaders_suite.vm import (
+from kheaders_suite.boot.accel import Accel
+from kheaders_suite.boot.vm import (
     VMSpec,
     arrival,
     free_port,
     profile_boot,
     vng_command,
 )
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog import arches
+from kheaders_suite.host.guardian import guardian_command
 
 
 def fake_build(arch: str = "x86_64") -> KernelBuild:
@@ -54,7 +54,7 @@ def test_foreign_arch_gets_root_rodirs_and_cpu_model() -> None:
 def test_guardian_dies_with_parent_and_kills_group() -> None:
     cmd = guardian_command(4242)
     assert cmd[:4] == ("setpriv", "--pdeathsig", "TERM", "--")
-    assert cmd[-3:] == ("-m", "kheaders_suite.guardian", "4242")
+    assert cmd[-3:] == ("-m", "kheaders_suite.host.guardian", "4242")
 
 
 def test_free_port_is_bindable() -> None:
@@ -100,7 +100,7 @@ def test_arrival_is_the_first_chunk_that_reached_the_byte() -> None:
 
 
 def test_panic_watch_sees_a_panic_split_across_chunks() -> None:
-    from kheaders_suite.vm import PanicWatch
+    from kheaders_suite.boot.vm import PanicWatch
 
     watch = PanicWatch()
     for chunk in (b"[  9.1] Kernel pan", b"ic - not syncing: sysrq triggered crash\n",
@@ -111,7 +111,7 @@ def test_panic_watch_sees_a_panic_split_across_chunks() -> None:
 
 
 def test_panic_watch_ignores_a_normal_boot() -> None:
-    from kheaders_suite.vm import PanicWatch
+    from kheaders_suite.boot.vm import PanicWatch
 
     watch = PanicWatch()
     watch.feed(b"Run /init as init process\nvirtme-ng init: initialization done\n")
@@ -122,7 +122,7 @@ def test_a_panicked_guest_is_gone_while_qemu_still_runs() -> None:
     import subprocess
     import sys
 
-    from kheaders_suite.vm import VM, PanicWatch
+    from kheaders_suite.boot.vm import VM, PanicWatch
 
     vm = VM.__new__(VM)
     vm.proc = subprocess.Popen((sys.executable, "-c", "import time; time.sleep(30)"))
@@ -140,7 +140,7 @@ def test_a_panicked_guest_is_gone_while_qemu_still_runs() -> None:
 
 
 def test_shell_command_is_the_boot_without_ssh() -> None:
-    from kheaders_suite.vm import shell_command
+    from kheaders_suite.boot.vm import shell_command
 
     spec = VMSpec(fake_build("arm64"), arches.get("arm64"), Accel("tcg", "no vmx"), port=2345,
                   root=Path("/c/rootfs/arm64"), rodirs=((Path("/c/builds/b"), "/mnt"),))
@@ -154,7 +154,7 @@ def test_shell_command_is_the_boot_without_ssh() -> None:
 def test_vng_runs_with_a_home_in_the_cache_so_its_keys_are_the_caches() -> None:
     """virtme-ng keeps its SSH host keys and login key under ~/.cache/virtme-ng/.ssh: with
     HOME in the suite's cache, each cache has keys of its own, and the user's are not used."""
-    from kheaders_suite.vm import ssh_key, vng_env
+    from kheaders_suite.boot.vm import ssh_key, vng_env
 
     spec = VMSpec(fake_build(), arches.get("x86_64"), Accel("tcg", "no vmx"), port=2345,
                   vng_home=Path("/c/vng-home"))
@@ -167,7 +167,7 @@ def test_vng_runs_with_a_home_in_the_cache_so_its_keys_are_the_caches() -> None:
 
 
 def test_boot_puts_vngs_home_in_the_cache(tmp_path: Path) -> None:
-    from kheaders_suite.boot import VNG_HOME, BootOptions, spec_for
+    from kheaders_suite.boot.connect import VNG_HOME, BootOptions, spec_for
 
     spec = spec_for(fake_build(), BootOptions(cache_dir=tmp_path), Accel("tcg", "t"),
                     lambda m: None)
@@ -184,7 +184,7 @@ def test_a_kasan_kernel_reports_every_bug_of_a_boot(tmp_path: Path, line: str,
     pass unseen."""
     import dataclasses
 
-    from kheaders_suite.boot import BootOptions, spec_for
+    from kheaders_suite.boot.connect import BootOptions, spec_for
 
     (tmp_path / "config").write_text(f"CONFIG_64BIT=y\n{line}\nCONFIG_KASAN_GENERIC=y\n")
     build = dataclasses.replace(fake_build(), config=tmp_path / "config")

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import worktree
 from kheaders_suite.errors import PatchFailed
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source import worktree
+from kheaders_suite.source.tree import KernelVersion
 
 PATCH = """\
 --- a/kernel/kheaders.c

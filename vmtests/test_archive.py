@@ -9,10 +9,10 @@ import io
 import json
 import tarfile
 
-from kheaders_suite import variants
-from kheaders_suite.guest import Guest
-from kheaders_suite.guest_scripts import source
-from kheaders_suite.variants import GuestStep, Variant, run_step
+from kheaders_suite.catalog import variants
+from kheaders_suite.catalog.variants import GuestStep, Variant, run_step
+from kheaders_suite.inguest import source
+from kheaders_suite.session.guest import Guest
 
 NOBODY = "65534"
 READ_ALL = ("import hashlib, sys; data = open(sys.argv[1], 'rb').read(); "

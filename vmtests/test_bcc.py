@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.plugin import Target
-from kheaders_suite.report import Recorder
-from kheaders_suite.settings import Settings
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target
+from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing.runner import tmpfs_mount
 
 pytestmark = [pytest.mark.variants("sysfs", "module"), pytest.mark.timing]

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.locks import file_lock
-from kheaders_suite.plugin import Target
-from kheaders_suite.report import Recorder
-from kheaders_suite.settings import Settings
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.host.locks import file_lock
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target
+from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
 
 pytestmark = pytest.mark.timing

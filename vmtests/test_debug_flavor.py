@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, variants
-from kheaders_suite.build import build_module
-from kheaders_suite.plugin import Target, build_options, progress
-from kheaders_suite.settings import Settings
-from kheaders_suite.source import KernelSource
+from kheaders_suite.build.kernel import build_module
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target, build_options, progress
+from kheaders_suite.source.tree import KernelSource
 from vmtests.test_faults import inner_argv, memory_for, outcomes, qemus_with
 
 BUGS = Path(__file__).parent / "bugs"

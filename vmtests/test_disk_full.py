@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, cache_entry, variants
-from kheaders_suite.build import BuildOptions, ensure_build, workspace
+from kheaders_suite.build import cache_entry
+from kheaders_suite.build.kernel import BuildOptions, ensure_build, workspace
+from kheaders_suite.catalog import arches, variants
 from kheaders_suite.errors import BuildFailed
-from kheaders_suite.plugin import Target
-from kheaders_suite.settings import Settings
-from kheaders_suite.source import KernelSource
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target
+from kheaders_suite.source.tree import KernelSource
 
 LIMIT = "160m"
 

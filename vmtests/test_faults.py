@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.plugin import Target
-from kheaders_suite.report import Recorder
-from kheaders_suite.settings import Settings
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog import arches
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target
+from kheaders_suite.report.recorder import Recorder
 
 
 def memory_for(arch: str, base: int = 1900) -> str:

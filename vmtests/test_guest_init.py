@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.boot import BootOptions, boot
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.settings import Settings
+from kheaders_suite.boot.connect import BootOptions, boot
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.session.guest import Guest
 
 # Where the tests (and bcc, modprobe, the sweeps) find the kernel's file systems.
 KERNEL_FS = ("/proc", "/sys", "/sys/kernel/debug", "/sys/kernel/tracing", "/dev", "/dev/pts",

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import guesthome
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.settings import Settings
-from kheaders_suite.vm import ssh_key
+from kheaders_suite.boot import guesthome
+from kheaders_suite.boot.vm import ssh_key
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.session.guest import Guest
 
 # Guest paths a misbehaving guest would try: system dirs, root's home, the temp dirs the host
 # shares with it, and the build directory it is given (read-only) for modules.

@@ -37,18 +37,19 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, variants, worktree
-from kheaders_suite.build import (
+from kheaders_suite.build.kernel import (
     BUILD_TIMESTAMP,
     BuildOptions,
     KernelBuild,
     build_archive_only,
     workspace,
 )
-from kheaders_suite.locks import file_lock
-from kheaders_suite.plugin import Target, build_options, progress
-from kheaders_suite.settings import Settings
-from kheaders_suite.source import KernelSource, KernelVersion
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.host.locks import file_lock
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target, build_options, progress
+from kheaders_suite.source import worktree
+from kheaders_suite.source.tree import KernelSource, KernelVersion
 from kheaders_suite.verify import config, read_archive
 
 # Build logic, not arch logic: one variant, and only where it builds natively (no cross cost).

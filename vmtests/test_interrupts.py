@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.plugin import Target
-from kheaders_suite.settings import Settings
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.suite import Target
 from vmtests.test_faults import inner_argv, memory_for, qemus_with
 
 INNER = '''

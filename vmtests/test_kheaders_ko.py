@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.guest_scripts import source
-from kheaders_suite.variants import Variant
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog.variants import Variant
+from kheaders_suite.inguest import source
+from kheaders_suite.session.guest import Guest
 
 pytestmark = pytest.mark.variants("module")
 CYCLES = 50

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import cflags
-from kheaders_suite.build import BUILD_TIMESTAMP, KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.report import Recorder
-from kheaders_suite.variants import archive_present
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.catalog.variants import archive_present
+from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.session.guest import Guest
 from kheaders_suite.verify import (
     CheckResult,
+    cflags,
     check_archive,
     compare_layouts,
     content,

@@ -33,10 +33,10 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.locks import file_lock
+from kheaders_suite.host.locks import file_lock
 from kheaders_suite.patchci import cli
-from kheaders_suite.settings import Settings
-from kheaders_suite.source import embedded_source
+from kheaders_suite.plugin.options import Settings
+from kheaders_suite.source.tree import embedded_source
 
 pytestmark = [pytest.mark.patch_ci, pytest.mark.xdist_group("patch_ci")]
 

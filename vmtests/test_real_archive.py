@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite import arches, cflags
-from kheaders_suite.build import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.catalog import arches
 from kheaders_suite.timing import preinstalled, workload
+from kheaders_suite.verify import cflags
 from kheaders_suite.verify.metadata import timestamp_epoch
 from kheaders_suite.verify.runner import check_archive, report
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kheaders_suite.report import Recorder
+from kheaders_suite.report.recorder import Recorder
 from tests.synthetic.tamper import CATALOGUE, outcomes
 from tests.test_verify import PINNED_CATALOGUE
 

@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kheaders_suite.build import BUILD_TIMESTAMP, KernelBuild
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.metadata import timestamp_epoch
 from tests.synthetic.kbuild import KERNELS, pack
 from tests.synthetic.probe import compile_probe, synthetic_btf

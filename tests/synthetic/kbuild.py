@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source.tree import KernelVersion
 
 DATA = Path(__file__).parent.parent / "data"
 DRIVER = Path(__file__).with_name("kbuild.mk")

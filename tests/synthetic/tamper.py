@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.archive import Member, read_archive
 from kheaders_suite.verify.btf import parse_btf
 from kheaders_suite.verify.layout import compare_layouts

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.generated import autoconf_defines
 
 SRCARCH = "x86"

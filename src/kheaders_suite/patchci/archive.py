@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite.kconfig import parse_config
+from kheaders_suite.build.kconfig import parse_config
 from kheaders_suite.verify.archive import Archive, ArchiveError, Member, read_archive
 from kheaders_suite.verify.generated import UTSRELEASE
 

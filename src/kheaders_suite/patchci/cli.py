@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from kheaders_suite.catalog.paths import default_cache_dir
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import clone as clones
 from kheaders_suite.patchci import series as git_series
@@ -37,7 +38,6 @@ from kheaders_suite.patchci.run import (
     run_side,
     side_paths,
 )
-from kheaders_suite.paths import default_cache_dir
 
 PROG = "kheaders-ci"
 BAD_INPUT = 2

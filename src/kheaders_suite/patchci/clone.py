@@ -24,9 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite import source
 from kheaders_suite.errors import SuiteError, UserError
-from kheaders_suite.locks import file_lock
+from kheaders_suite.host.locks import file_lock
 from kheaders_suite.patchci.series import (
     Series,
     am_failure,
@@ -34,6 +33,7 @@ from kheaders_suite.patchci.series import (
     git,
     run_git,
 )
+from kheaders_suite.source import tree as source
 
 # A run holds the lock for hours (two kernel builds per job under TCG); a second run on the
 # same tree waits for it rather than checking out under its builds.

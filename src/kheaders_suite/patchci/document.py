@@ -37,7 +37,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict, cast
 
-from kheaders_suite import arches, variants
+from kheaders_suite.catalog import arches, variants
 from kheaders_suite.patchci.archive import ArchiveDiff
 from kheaders_suite.patchci.compare import (
     EXIT_STATUS,

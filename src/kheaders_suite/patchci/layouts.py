@@ -28,7 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kheaders_suite import arches, cflags
+from kheaders_suite.catalog import arches
+from kheaders_suite.verify import cflags
 from kheaders_suite.verify.layout import Field, StructLayout
 from kheaders_suite.verify.probe import (
     DEFAULT_HEADERS,

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kheaders_suite import arches, variants
-from kheaders_suite.build import BuildOptions, build_key, key_inputs
+from kheaders_suite.build.kernel import BuildOptions, build_key, key_inputs
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import side as sides
-from kheaders_suite.paths import REPO_ROOT
-from kheaders_suite.source import user_source
+from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
 # One side of one job: a cold kernel build (build.BuildOptions.timeout is 3 h) and the tests.

@@ -15,7 +15,7 @@ you want to compile in parallel". Four strategies, timed inside the guest per ar
                   its own memory and hands libclang all its members as unsaved files at a
                   path no file system has: the review's own proposal
 
-gcc compiles with the three file strategies; libclang (guest_scripts/frontend.py: the front
+gcc compiles with the three file strategies; libclang (inguest/frontend.py: the front
 end bcc links, as a library) parses with in-memory and the file strategies, so the proposal is
 compared with the same compiler. A second, parse-only comparison (frontend.py resident) loads
 libclang and decompresses once, then forks N parsers per sample: headers already in memory
@@ -24,7 +24,7 @@ the first claim, with decompression taken out.
 
 Modules, in pipeline order: workload (C sources shaped like bcc tools, compiler argv
 templates), sweep (the plan: N, rounds, files), preinstalled (the host-side tree), runner
-(uploads guest_scripts/compilebench.py and frontend.py, runs them on a scratch tmpfs, parses
+(uploads inguest/compilebench.py and frontend.py, runs them on a scratch tmpfs, parses
 their JSON), results (the per-run JSON document and its schema), stats, noise (rounds the
 calibration loop calls disturbed, CPU per job), summary (recorder fields, terminal table),
 plot (PNG), claims (what the vmtests assert), compare (the kheaders-compare CLI and its

@@ -88,7 +88,7 @@ def _resident(ax: Any, resident: dict[str, Any] | None) -> None:
 def refresh_combined(directory: Path) -> Path | None:
     """Re-draw the all-targets plot from every result file in ``directory`` (under a lock:
     xdist workers finish targets at the same time)."""
-    from kheaders_suite.locks import file_lock
+    from kheaders_suite.host.locks import file_lock
     from kheaders_suite.timing import results
 
     with file_lock(directory / f".{COMBINED}.lock", timeout=300.0):

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite.build import KernelBuild
-from kheaders_suite.guest import Guest
-from kheaders_suite.guest_scripts import source
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog.variants import archive_present
+from kheaders_suite.inguest import source
+from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import preinstalled, results, sweep
-from kheaders_suite.variants import archive_present
 
 GUEST_DIR = "/run/kheaders-timing"  # a tmpfs mounted for the sweep (tmpfs_mount)
 # Base seconds per compile (KVM); multiplied by guest.scale. Generous: a bound, not a guess.

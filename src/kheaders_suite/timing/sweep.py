@@ -30,7 +30,7 @@ from kheaders_suite.errors import UserError
 from kheaders_suite.timing import workload
 
 STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
-# Issue 14: clang's front end (libclang, guest_scripts/frontend.py), the review's own proposal
+# Issue 14: clang's front end (libclang, inguest/frontend.py), the review's own proposal
 # among them: "in-memory" decompresses the archive into the compiler's memory on every run.
 FRONTEND = "libclang"
 FRONTEND_STRATEGIES = ("in-memory", *STRATEGIES)

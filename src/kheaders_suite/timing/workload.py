@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from kheaders_suite import cflags
+from kheaders_suite.verify import cflags
 
 WORKLOAD_DIR = Path(__file__).parent / "workload"
 # The reduced sweep (CI) compiles one file, for time (sweep.py): the scheduler/VFS side

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from kheaders_suite.source import KernelVersion
+from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.archive import ArchiveInput, load
 from kheaders_suite.verify.result import CheckResult, failed, passed
 

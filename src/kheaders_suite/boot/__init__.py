@@ -1,0 +1,2 @@
+"""Booting a build: the virtme-ng launch, the guest's root, init and home, the accelerator,
+the console."""

@@ -1,0 +1,292 @@
+"""Step 4: boot. Build the vng command line (pure), launch it, keep its console, end it.
+
+No QEMU outlives the run: the VM is its own process group, killed on close(), at interpreter
+exit, and by a guardian process if the launcher itself dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from kheaders_suite.boot import console as consolelog
+from kheaders_suite.boot.accel import Accel
+from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.host.guardian import guardian_command
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    build: KernelBuild
+    arch: Arch
+    accel: Accel
+    port: int
+    cpus: int = 2
+    memory: str = "2G"
+    root: Path | None = None  # None: the host's root, shared read-only (native arch only)
+    # (host dir, guest mount point): the build dir for a foreign root, which cannot see the
+    # host's paths (the mount point must exist in that root: it is read-only in the guest);
+    # on the host's root, the host's /root and the suite's guest home over it (guesthome).
+    rodirs: tuple[tuple[Path, str], ...] = ()
+    # HOME for vng: virtme-ng keeps its SSH host keys and login key in ~/.cache/virtme-ng/.ssh,
+    # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
+    vng_home: Path | None = None
+    kernel_args: tuple[str, ...] = ()  # added to the kernel command line, one --append each
+    # A directory put first on vng's PATH whose virtme-run boots the suite's init
+    # (guestinit); None: virtme-ng's own init.
+    init_launcher: Path | None = None
+
+    def guest_path(self, host: Path) -> str:
+        """Where the guest sees ``host``: the same path on a shared host root."""
+        for top, mount in self.rodirs:
+            if host == top or top in host.parents:
+                return str(Path(mount) / host.relative_to(top))
+        return str(host)
+
+
+def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
+    """The virtme-ng command line for ``spec``: SSH over TCP on 127.0.0.1:<port>."""
+    cmd: tuple[str, ...] = (
+        vng, "--run", str(spec.build.image),
+        "--cpus", str(spec.cpus), "--memory", spec.memory,
+        "--ssh", str(spec.port), "--ssh-tcp",
+        # Straight to 9p: without it vng first waits ~3 s for a virtiofsd that QEMU 7.2's
+        # cannot start here ("fuse: invalid argument"), then falls back to 9p anyway.
+        "--force-9p",
+        # Kernel messages at info level on the console we keep; virtme-ng says "quiet".
+        "--append", "loglevel=7",
+    )
+    cmd += tuple(a for arg in spec.kernel_args for a in ("--append", arg))
+    if spec.accel.name == "tcg":
+        cmd += ("--disable-kvm",)
+    if spec.root is not None:
+        cmd += ("--arch", spec.arch.name, "--root", str(spec.root))
+    cmd += tuple(f"--rodir={mount}={top}" for top, mount in spec.rodirs)
+    if spec.accel.name == "tcg" and not spec.arch.is_native:
+        # One word: vng's argparse takes "-cpu ..." after a space for an option of its own.
+        cmd += (f"--qemu-opts=-cpu {spec.arch.tcg_cpu}",)
+    return cmd
+
+
+def vng_env(spec: VMSpec, vng: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """vng's environment: its own bin dir first on PATH (`sh -c virtme-run ...` needs it
+    when the venv is not activated), and HOME moved to ``spec.vng_home`` when set."""
+    env = dict(os.environ if base is None else base)
+    env.update(PYTHONUNBUFFERED="1", PATH=f"{Path(vng).parent}{os.pathsep}{env.get('PATH', '')}")
+    if spec.init_launcher is not None:
+        env["PATH"] = f"{spec.init_launcher}{os.pathsep}{env['PATH']}"
+    if spec.vng_home is not None:
+        env["HOME"] = str(spec.vng_home)
+    return env
+
+
+def ssh_key(spec: VMSpec) -> Path:
+    """The private key vng authorizes in the guest (it makes it on first use, mode 0600)."""
+    home = spec.vng_home if spec.vng_home is not None else Path.home()
+    return home / ".cache/virtme-ng/.ssh/id_virtme"
+
+
+def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
+    """The same kernel, machine and root as ``spec``, with a shell on the console instead of
+    SSH: what a developer runs to look at a failure by hand."""
+    cmd = list(vng_command(spec, vng))
+    at = cmd.index("--ssh")
+    del cmd[at:at + 3]  # --ssh <port> --ssh-tcp
+    return tuple(cmd)
+
+
+@dataclass(frozen=True)
+class BootProfile:
+    """Where a boot's seconds went, from the launch of vng. Host seconds since the launch,
+    except ``init`` and ``init_done``, which are the guest kernel's own timestamps."""
+
+    kernel_start: float | None  # when the guest's clock read 0: vng, QEMU and firmware
+    init: float | None  # guest seconds at "Run ... as init process": the kernel's boot
+    init_done: float | None  # guest seconds at the init's "initialization done"
+    ssh: float  # SSH session authenticated
+    ready: float  # the first command answered through the agent: ready for tests
+
+    def stages(self) -> list[tuple[str, float | None]]:
+        """Consecutive stages that add up to ``ready`` (None where the console did not say)."""
+        done_at = (None if self.kernel_start is None or self.init_done is None
+                   else self.kernel_start + self.init_done)
+        return [
+            ("vng+qemu+firmware", self.kernel_start),
+            ("kernel", self.init),
+            ("init", _minus(self.init_done, self.init)),
+            ("sshd+ssh", _minus(self.ssh, done_at)),
+            ("agent+first command", self.ready - self.ssh),
+        ]
+
+    def render(self) -> str:
+        return ", ".join(f"{name} {'?' if v is None else f'{v:.1f}'}"
+                         for name, v in self.stages())
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def arrival(arrivals: Sequence[tuple[float, int]], offset: int) -> float | None:
+    """When the console byte at ``offset`` had arrived (the first chunk that reached it)."""
+    for when, received in arrivals:
+        if received > offset:
+            return when
+    return None
+
+
+def profile_boot(launched: float, arrivals: Sequence[tuple[float, int]], text: str,
+                 ssh_at: float, ready_at: float) -> BootProfile:
+    """Pure: the profile from the console (one character per byte) and the host's clock.
+    The guest's clock is placed on the host's by the init line, printed as it happens."""
+    marks = consolelog.milestones(text)
+    init, done = marks.get("init"), marks.get("init_done")
+    start = None
+    if init is not None and (seen := arrival(arrivals, init.offset)) is not None:
+        start = seen - launched - init.guest_seconds
+    return BootProfile(kernel_start=start, init=init.guest_seconds if init else None,
+                       init_done=done.guest_seconds if done else None,
+                       ssh=ssh_at - launched, ready=ready_at - launched)
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1 (a clash later is caught and retried by the caller)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+_LIVE: set[VM] = set()
+# The boot milestones come in the first few hundred chunks; a long test's console need not
+# be indexed.
+MAX_ARRIVALS = 10_000
+PANIC_SETTLE = 3.0
+
+
+class VM:
+    """A running vng/QEMU process group and its console log.
+
+    ``arrivals`` says when each piece of the console arrived: (monotonic seconds, bytes of
+    the log received by then), so a boot profile can time the console's milestones.
+    """
+
+    def __init__(self, spec: VMSpec, console: Path, vng: str = "vng") -> None:
+        self.spec, self.console = spec, console
+        self.base = console.stat().st_size if console.exists() else 0
+        self.arrivals: list[tuple[float, int]] = []
+        self.launched = time.monotonic()
+        # vng runs `sh -c virtme-run ...`: its own bin dir must be on PATH (a venv not
+        # activated, as under `.venv/bin/pytest`).
+        if spec.vng_home is not None:
+            spec.vng_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(vng_command(spec, vng), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=vng_env(spec, vng))
+        self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        assert self.proc.stdout is not None
+        self.panic = PanicWatch()
+        self._drain = threading.Thread(target=_copy, args=(self.proc.stdout, console,
+                                                           self.arrivals, self.panic),
+                                       daemon=True)
+        self._drain.start()
+        _LIVE.add(self)
+
+    def alive(self) -> bool:
+        """QEMU runs and its kernel has not panicked."""
+        return self.proc.poll() is None and self.panic.panicked_at is None
+
+    def gone(self, settle: float = 0.0) -> str | None:
+        """Why the guest can no longer answer, or None while it can. After a panic, waits
+        (up to PANIC_SETTLE s) for the panic's last line so the console holds all of it;
+        ``settle``: seconds to let a dying QEMU exit."""
+        if self.panic.panicked_at is not None:
+            self.panic.ended.wait(PANIC_SETTLE)
+            return "the guest kernel panicked"
+        if settle > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=settle)
+        code = self.proc.poll()
+        return None if code is None else f"QEMU exited (vng status {code})"
+
+    def console_text(self) -> str:
+        try:
+            return self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def own_console(self) -> str:
+        """This VM's part of the log, one character per byte (offsets match ``arrivals``)."""
+        try:
+            with self.console.open("rb") as log:
+                log.seek(self.base)
+                return log.read().decode("latin-1")
+        except FileNotFoundError:
+            return ""
+
+    def close(self) -> None:
+        """Kill the whole group (QEMU did not stop on a guest poweroff within 30 s here)."""
+        _LIVE.discard(self)
+        for proc in (self.proc, self.guardian):
+            if proc.poll() is None:
+                _kill_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        self._drain.join(timeout=5)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+class PanicWatch:
+    """Spots a kernel panic in the console stream as it arrives: a panicked guest keeps QEMU
+    running (virtme-ng sets panic=-1 and -no-reboot only for --exec scripts), so without this
+    every command would wait for its deadline."""
+
+    START, END = b"Kernel panic - not syncing", b"---[ end Kernel panic"
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.panicked_at: float | None = None
+        self.ended = threading.Event()
+
+    def feed(self, chunk: bytes) -> None:
+        window = self.tail + chunk
+        if self.panicked_at is None and self.START in window:
+            self.panicked_at = time.monotonic()
+            window = window[window.index(self.START):]
+        if self.panicked_at is not None and self.END in window:
+            self.ended.set()
+        self.tail = window[-64:]
+
+
+def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]],
+          watch: PanicWatch) -> None:
+    received = 0
+    with dest.open("ab") as sink:
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            sink.write(chunk)
+            sink.flush()
+            watch.feed(chunk)
+            received += len(chunk)
+            if len(arrivals) < MAX_ARRIVALS:
+                arrivals.append((time.monotonic(), received))
+
+
+@atexit.register
+def _close_all() -> None:
+    for vm in list(_LIVE):
+        vm.close()

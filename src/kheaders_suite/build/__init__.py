@@ -1,0 +1,1 @@
+"""Building a kernel: the config, the keyed kernel build, cache entries."""

@@ -1,0 +1,1 @@
+"""Catalogue data: architectures, variants, where files live."""

@@ -1,0 +1,42 @@
+"""Where things live: the repo's kernels/ data and the build cache (outside the repo)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+# src/kheaders_suite/catalog/paths.py -> repo root
+REPO_ROOT = Path(__file__).resolve().parents[3]
+KERNELS_DIR = REPO_ROOT / "kernels"
+CONFIGS_DIR = KERNELS_DIR / "configs"
+PATCHES_DIR = KERNELS_DIR / "patches"
+
+
+def default_cache_dir() -> Path:
+    """$KHEADERS_SUITE_CACHE, else $XDG_CACHE_HOME/kheaders-suite, else ~/.cache/kheaders-suite."""
+    if env := os.environ.get("KHEADERS_SUITE_CACHE"):
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kheaders-suite"
+
+
+def publish_dir(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``target`` made by ``fill`` in a temporary sibling renamed into place, unless it is
+    there already: for directories named by their content, so whichever worker renames first
+    made the same one as the others."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=target.parent))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():  # not another worker's, the same
+            raise
+    return target

@@ -1,0 +1,1 @@
+"""Running things on the host: processes, locks, deadlines, the guardian, required tools."""

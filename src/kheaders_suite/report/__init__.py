@@ -1,0 +1,1 @@
+"""Reporting: the results file and who is to blame for a failure."""

@@ -1,0 +1,66 @@
+"""Who is to blame for a failing test: the kernel (FAIL) or the harness (ERROR).
+
+Only a kernel or an archive that misbehaves is a FAIL. A VM that is lost, a guest command
+that runs out of time, a harness step in the guest (mkdir, tar, a scratch mount) that fails,
+the SSH session dropping: each is an ERROR with its own message and the console tail, wherever
+it happens, set-up, test body or teardown. A kernel report (BUG, WARNING, Oops, panic) is the
+kernel's, even when it killed the VM.
+
+pytest knows ERROR only for set-up and teardown; an infrastructure fault inside a test body
+is marked on its report (``INFRA_ATTR``), shown as ERROR and counted as an error, and written
+to JUnit as <error>.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+import paramiko
+
+from kheaders_suite.errors import InfraError
+from kheaders_suite.session.kernellog import KernelReported
+
+INFRA_ATTR = "kheaders_infra"  # on a TestReport: why its failure is the harness's
+INFRA_PROPERTY = "kheaders-infrastructure"  # the same, as a JUnit property
+# Faults of the machinery, whatever raised them (socket.timeout is TimeoutError).
+INFRA_TYPES: tuple[type[BaseException], ...] = (
+    InfraError, paramiko.SSHException, EOFError, ConnectionError, TimeoutError,
+)
+
+
+def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None:
+    """Why a failing test body is the harness's fault, or None for a kernel verdict.
+
+    ``vm_alive`` is None for a test without a VM. A test whose VM died under it while the
+    kernel reported nothing lost its VM (QEMU killed, the host out of memory): an ERROR, even
+    when what the test saw was a failed assertion on a half answer."""
+    if exc is None or isinstance(exc, KernelReported):
+        return None
+    if isinstance(exc, INFRA_TYPES):
+        return f"{type(exc).__name__}: {_first_line(exc)}"
+    if isinstance(exc, AssertionError) and str(exc).startswith("kernel reported"):
+        return None
+    if vm_alive is False:
+        return f"VM lost during the test ({type(exc).__name__}: {_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Path | None,
+              shell: Sequence[str] | None) -> str:
+    """How to run this again by hand: the test alone, its build, the kernel with a shell."""
+    test = nodeid.split("@")[0]  # xdist's --dist=loadgroup appends "@<group>"
+    lines = [f"the test alone: {shlex.join(['pytest', test, *source_args, '--arch', arch])}"]
+    lines.append(f"its build: {build_dir}" if build_dir else "its build: none (not built)")
+    if shell:
+        lines.append(f"the same kernel with a shell: {shlex.join(shell)}")
+    return "\n".join(lines)
+
+
+__all__ = ["INFRA_ATTR", "INFRA_PROPERTY", "INFRA_TYPES", "infra_reason", "reproduce"]

@@ -1,0 +1,1 @@
+"""The kernel source: trees, Debian's source packages, patched work copies."""

@@ -1,0 +1,174 @@
+"""The copy of the source a workspace builds from, with a variant's patches applied.
+
+The user's tree (or the extracted Debian tree) is never written: the work copy is made with
+rsync --link-dest (hard links where the filesystem allows, so it is nearly free), and a file a
+patch touches is first replaced by a private copy. All variants of one arch build in one work
+copy and one object tree, so switching variant rebuilds only what the patch and the config
+change (kernel/kheaders.o and a relink), not the whole kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kheaders_suite.errors import InfraError, PatchFailed
+from kheaders_suite.host import proc
+from kheaders_suite.source.tree import KernelVersion
+
+_STATE = ".kheaders-suite-patched.json"
+# Bounds, far above what they take here (a first copy ~30 s, a later sync ~2 s, a patch
+# under 1 s): a hung filesystem ends the build with an error instead of waiting forever.
+COPY_TIMEOUT = 1800.0
+PATCH_TIMEOUT = 120.0
+_PATCHED_FILE = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.M)
+_CHECKING = re.compile(r"^checking file (\S+)", re.M)
+
+
+@dataclass(frozen=True)
+class PatchSeries:
+    name: str
+    min_version: KernelVersion
+    max_version: KernelVersion  # inclusive, on major.minor; minor 999 stands for "X.x"
+    patches: tuple[Path, ...]
+
+    @property
+    def range(self) -> str:
+        return range_name(self.min_version, self.max_version)
+
+
+ANY_MINOR = 999
+
+
+def parse_range(name: str) -> tuple[KernelVersion, KernelVersion]:
+    """"6.1-6.16" or "6.17-7.x": inclusive bounds on major.minor."""
+    low, sep, high = name.partition("-")
+    if not sep:
+        raise ValueError(f"not a version range: {name!r}")
+    upper = (KernelVersion(int(high[:-2]), ANY_MINOR) if high.endswith(".x")
+             else KernelVersion.parse(high))
+    return KernelVersion.parse(low), KernelVersion(upper.major, upper.minor, 10**6)
+
+
+def range_name(low: KernelVersion, high: KernelVersion) -> str:
+    top = f"{high.major}.x" if high.minor == ANY_MINOR else f"{high.major}.{high.minor}"
+    return f"{low.major}.{low.minor}-{top}"
+
+
+def pick_series(root: Path, name: str, version: KernelVersion) -> PatchSeries:
+    """The series whose version range holds ``version``.
+
+    kernels/patches/<name>/<min>-<max>/*.patch, e.g. proc/6.1-6.16: one dir per range of
+    kernels whose kernel/kheaders.c and init/Kconfig the patch was made for. A version in
+    the supported range that no dir covers is an error naming what is carried."""
+    ranges = []
+    for sub in sorted((root / name).iterdir()) if (root / name).is_dir() else []:
+        try:
+            ranges.append((*parse_range(sub.name), sub))
+        except ValueError:
+            continue
+    for low, high, folder in sorted(ranges):
+        if low <= version <= high:
+            return PatchSeries(name, low, high, tuple(sorted(folder.glob("*.patch"))))
+    have = ", ".join(range_name(lo, hi) for lo, hi, _ in sorted(ranges)) or "none"
+    raise PatchFailed(f"no {name} patch covers kernel {version} (carried: {have}); "
+                      f"add kernels/patches/{name}/<min>-<max>/ for it")
+
+
+def patched_files(patch_text: str) -> list[str]:
+    return [p for p in _PATCHED_FILE.findall(patch_text) if p != "/dev/null"]
+
+
+def first_failing_file(patch_output: str) -> str:
+    """The first file GNU patch reported a failure for, from its --dry-run output."""
+    current = "?"
+    for line in patch_output.splitlines():
+        if m := _CHECKING.match(line) or re.match(r"^patching file (\S+)", line):
+            current = m.group(1)
+        elif "FAILED" in line or "can't find file" in line or "malformed" in line:
+            return current
+    return current
+
+
+def patch_cmd(work: Path, patch: Path, dry_run: bool) -> tuple[str, ...]:
+    args = ("patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-d", str(work))
+    return (*args, *(("--dry-run",) if dry_run else ()), "-i", str(patch))
+
+
+def rsync_cmd(src: Path, work: Path) -> tuple[str, ...]:
+    return ("rsync", "-a", "--delete", "--exclude=/.git", f"--link-dest={src}",
+            f"{src}/", f"{work}/")
+
+
+def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | None) -> None:
+    """Make ``work`` equal to ``src`` plus ``series``, touching only what differs."""
+    work.mkdir(parents=True, exist_ok=True)
+    previous = _read_state(work)
+    proc.run_captured(rsync_cmd(src, work), what="rsync of the kernel source", error=InfraError,
+                      timeout=COPY_TIMEOUT)
+    # rsync restored previously patched files with their old mtimes; make compares mtimes,
+    # so without a touch an object built from the patched file would be kept.
+    for rel in previous:
+        if (work / rel).exists():
+            _unshare(work / rel)  # never touch the shared inode: it is the user's file
+            os.utime(work / rel)
+    touched: list[str] = []
+    for patch in series.patches if series else ():
+        touched += _apply(work, patch, version)
+    _write_state(work, touched)
+
+
+def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
+    files = patched_files(patch.read_text(errors="replace"))
+    dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True,
+                         timeout=PATCH_TIMEOUT)
+    if dry.returncode != 0:
+        raise PatchFailed(
+            f"carried patch {patch.parent.parent.name}/{patch.parent.name}/{patch.name} "
+            f"does not apply to {version}: "
+            f"first failing file {first_failing_file(dry.stdout + dry.stderr)}"
+        )
+    for rel in files:
+        _unshare(work / rel)
+    proc.run_captured(patch_cmd(work, patch, False), what=f"applying {patch.name}",
+                      error=InfraError, timeout=PATCH_TIMEOUT)
+    return files
+
+
+def edit_file(work: Path, rel: str, text: str, mtime_ns: int | None = None) -> None:
+    """Change one file of the work copy, as a developer's edit would: on a private copy (never
+    the shared inode), with ``mtime_ns`` when given, and recorded so the next sync restores
+    the original and touches it (make must see the restored file as newer)."""
+    path = work / rel
+    _unshare(path)
+    path.write_text(text)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    touched = _read_state(work)
+    if rel not in touched:
+        _write_state(work, [*touched, rel])
+
+
+def _unshare(path: Path) -> None:
+    """Replace a hard-linked file by a private copy, so patching cannot reach the original."""
+    if path.exists() and path.stat().st_nlink > 1:
+        tmp = path.with_name(path.name + ".unshare")
+        shutil.copy2(path, tmp)
+        os.replace(tmp, path)
+
+
+def _read_state(work: Path) -> list[str]:
+    try:
+        return list(json.loads((work / _STATE).read_text()))
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _write_state(work: Path, touched: Sequence[str]) -> None:
+    (work / _STATE).write_text(json.dumps(list(touched)))
