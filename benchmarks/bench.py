@@ -53,11 +53,12 @@ from pathlib import Path
 from typing import Any
 
 from kheaders_suite.boot import accel
-from kheaders_suite.boot.connect import BootOptions, boot
-from kheaders_suite.boot.vm import BootProfile
-from kheaders_suite.build.kernel import BuildOptions, KernelBuild, ensure_build
+from kheaders_suite.build.kernel import BuildOptions, ensure_build
 from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
+from kheaders_suite.records import BootProfile, KernelBuild
+from kheaders_suite.session.connect import BootOptions, boot
 from kheaders_suite.source.tree import embedded_source
 from kheaders_suite.timing import results, runner, summary, sweep, workload
 from kheaders_suite.timing.stats import summarize
@@ -84,7 +85,7 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_all(cache: Path, arch: arches.Arch) -> tuple[list[KernelBuild], dict[str, Any]]:
+def build_all(cache: Path, arch: Arch) -> tuple[list[KernelBuild], dict[str, Any]]:
     src = embedded_source(cache)
     opts = BuildOptions(cache_dir=cache)
     builds = [ensure_build(src, arch, v, opts, say) for v in variants.VARIANTS]

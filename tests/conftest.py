@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild, build_key
+from kheaders_suite.build.kernel import build_key
 from kheaders_suite.catalog import arches
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.verify.archive import read_archive
 from tests.synthetic.build import SyntheticBuild, make_synthetic_build
 from tests.synthetic.tarball import write_archive

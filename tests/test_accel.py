@@ -2,6 +2,7 @@ import pytest
 
 from kheaders_suite.boot import accel
 from kheaders_suite.catalog import arches
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import UserError
 
 X86 = arches.get("x86_64")
@@ -33,7 +34,7 @@ def test_kvm_device_without_vmx_or_svm_means_tcg() -> None:
         ("auto", ARM, "aarch64", True, set(), None, "kvm"),
     ],
 )
-def test_decide(requested: str, arch: arches.Arch, host: str, kvm_rw: bool, flags: set[str],
+def test_decide(requested: str, arch: Arch, host: str, kvm_rw: bool, flags: set[str],
                 probe: bool | None, want: str) -> None:
     assert accel.decide(requested, arch, host, kvm_rw, flags, probe).name == want
 

@@ -24,6 +24,7 @@ from kheaders_suite.boot import rootfs
 from kheaders_suite.build import kconfig
 from kheaders_suite.build import kernel as build
 from kheaders_suite.catalog import arches
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.paths import CONFIGS_DIR, REPO_ROOT
 from kheaders_suite.errors import ConfigMismatch, UserError
 from kheaders_suite.host import tools
@@ -75,7 +76,7 @@ def host_programs() -> dict[str, str]:
             for p in (tools.compiler(a), tools.qemu(a))}
 
 
-def foreign_arch() -> arches.Arch:
+def foreign_arch() -> Arch:
     return next(a for a in map(arches.get, arches.names()) if not a.is_native)
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from kheaders_suite.boot import connect as boot
-from kheaders_suite.boot.connect import BootOptions
 from kheaders_suite.boot.vm import VM, VMSpec
-from kheaders_suite.build.kernel import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.catalog import arches
-from kheaders_suite.errors import VMLost
-from kheaders_suite.plugin.options import Settings
-from kheaders_suite.session.command import GuestStepFailed
+from kheaders_suite.catalog.flavors import FLAVOR_TIMEOUT_FACTOR
+from kheaders_suite.errors import GuestStepFailed, VMLost
+from kheaders_suite.plugin.options import Settings, boot_options
+from kheaders_suite.records import KernelBuild
+from kheaders_suite.session import connect as boot
+from kheaders_suite.session.connect import BootOptions
 from kheaders_suite.session.guest import Guest
 
 from .fakeguest import FakeChannel, FakeVM, reply, ssh_client
@@ -48,7 +48,7 @@ def test_options_are_the_settings_a_boot_uses(tmp_path: Path) -> None:
                  accel="tcg", cache_dir=tmp_path / "cache", results_dir=tmp_path, guest_cpus=3,
                  guest_memory="512M", build_jobs=1, extra_fragments=(), sweep="reduced",
                  flavor="debug")
-    assert BootOptions.from_settings(s) == BootOptions(cache_dir=tmp_path / "cache", accel="tcg",
+    assert boot_options(s) == BootOptions(cache_dir=tmp_path / "cache", accel="tcg",
                                                        guest_cpus=3, guest_memory="512M",
                                                        timeout_factor=3.0)
     settings = {f.name for f in fields(Settings)}

@@ -5,6 +5,7 @@ import pytest
 from kheaders_suite.build import kernel as build
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import CONFIGS_DIR
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.source.tree import KernelSource, KernelVersion
 
 from .test_vm import fake_build
@@ -34,7 +35,7 @@ def test_every_arch_and_variant_has_its_fragment() -> None:
 
 def test_build_record_round_trips_through_json() -> None:
     record = fake_build()
-    again = build.KernelBuild.from_json(record.to_json())
+    again = KernelBuild.from_json(record.to_json())
     assert again == record
     assert again.cached
     assert isinstance(again.image, Path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.build import cache_entry
-from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.records import KernelBuild
 
 
 def entry(out: Path, module: bool = True) -> KernelBuild:

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.catalog import arches
 from kheaders_suite.catalog.paths import default_cache_dir
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.verify import read_archive
 from tests.conftest import BROKEN_KEY, PoisonedCache
 

@@ -1,4 +1,4 @@
-"""A variant's guest steps (variants.archive_present) on a guest whose agent is a fake: what
+"""A variant's guest steps (steps.archive_present) on a guest whose agent is a fake: what
 runs before and after the archive is used, and which steps a probe skips."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.catalog import variants
+from kheaders_suite.errors import GuestStepFailed
 from kheaders_suite.host.deadline import Deadline
+from kheaders_suite.session import steps
 from kheaders_suite.session.agentlink import Agent
-from kheaders_suite.session.command import GuestStepFailed
 from kheaders_suite.session.guest import Guest
 
 from .fakeguest import FakeChannel, FakeVM, reply, ssh_client
@@ -39,7 +39,7 @@ def test_module_is_loaded_from_the_builds_modules_and_unloaded_after_a_failure(
     during: list[tuple[str, list[list[str]]]] = []
 
     def failing_test() -> None:
-        with variants.archive_present(guest, build) as path:
+        with steps.archive_present(guest, build) as path:
             during.append((path, ran(chan)))
             raise AssertionError("the test failed")
 
@@ -55,7 +55,7 @@ def test_module_is_loaded_from_the_builds_modules_and_unloaded_after_a_failure(
 def test_a_step_is_skipped_when_its_probe_succeeds(tmp_path: Path, mounted: bool,
                                                    mounts: list[list[str]]) -> None:
     guest, chan = guest_where(tmp_path, [] if mounted else [MOUNTPOINT])
-    with variants.archive_present(guest, replace(fake_build(), variant="debugfs")):
+    with steps.archive_present(guest, replace(fake_build(), variant="debugfs")):
         pass
     assert ran(chan) == [MOUNTPOINT, *mounts,
                          ["mount", "-o", "remount,mode=0755", "/sys/kernel/debug"],
@@ -66,5 +66,5 @@ def test_a_failing_setup_step_is_a_harness_error(tmp_path: Path) -> None:
     step = ["modprobe", "-d", "", "kheaders"]  # no modroot: the build installed no modules
     guest, _chan = guest_where(tmp_path, [step])
     with pytest.raises(GuestStepFailed, match="harness step failed in the guest"), \
-            variants.archive_present(guest, replace(fake_build(), variant="module")):
+            steps.archive_present(guest, replace(fake_build(), variant="module")):
         pass

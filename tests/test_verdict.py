@@ -12,9 +12,14 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from kheaders_suite.errors import BuildFailed, GuestTimeout, VMLost
+from kheaders_suite.errors import (
+    BuildFailed,
+    GuestCommandFailed,
+    GuestStepFailed,
+    GuestTimeout,
+    VMLost,
+)
 from kheaders_suite.report.verdict import infra_reason, reproduce
-from kheaders_suite.session.guest import GuestCommandFailed, GuestStepFailed
 from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
 FAKE_GUEST = '''
@@ -22,8 +27,9 @@ from pathlib import Path
 import pytest
 from kheaders_suite.catalog import arches
 from kheaders_suite.boot.accel import Accel
-from kheaders_suite.build.kernel import KernelBuild
-from kheaders_suite.session.guest import Guest, GuestStepFailed
+from kheaders_suite.records import KernelBuild
+from kheaders_suite.session.guest import Guest
+from kheaders_suite.errors import GuestStepFailed
 from kheaders_suite.boot.vm import VMSpec
 
 WARN = "WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:42 ikheaders_read+0x1/0x2"

@@ -10,9 +10,9 @@ from kheaders_suite.boot.vm import (
     profile_boot,
     vng_command,
 )
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.catalog import arches
 from kheaders_suite.host.guardian import guardian_command
+from kheaders_suite.records import KernelBuild
 
 
 def fake_build(arch: str = "x86_64") -> KernelBuild:
@@ -167,7 +167,7 @@ def test_vng_runs_with_a_home_in_the_cache_so_its_keys_are_the_caches() -> None:
 
 
 def test_boot_puts_vngs_home_in_the_cache(tmp_path: Path) -> None:
-    from kheaders_suite.boot.connect import VNG_HOME, BootOptions, spec_for
+    from kheaders_suite.session.connect import VNG_HOME, BootOptions, spec_for
 
     spec = spec_for(fake_build(), BootOptions(cache_dir=tmp_path), Accel("tcg", "t"),
                     lambda m: None)
@@ -184,7 +184,7 @@ def test_a_kasan_kernel_reports_every_bug_of_a_boot(tmp_path: Path, line: str,
     pass unseen."""
     import dataclasses
 
-    from kheaders_suite.boot.connect import BootOptions, spec_for
+    from kheaders_suite.session.connect import BootOptions, spec_for
 
     (tmp_path / "config").write_text(f"CONFIG_64BIT=y\n{line}\nCONFIG_KASAN_GENERIC=y\n")
     build = dataclasses.replace(fake_build(), config=tmp_path / "config")

@@ -10,9 +10,10 @@ import json
 import tarfile
 
 from kheaders_suite.catalog import variants
-from kheaders_suite.catalog.variants import GuestStep, Variant, run_step
+from kheaders_suite.catalog.variants import GuestStep, Variant
 from kheaders_suite.inguest import source
 from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.steps import run_step
 
 NOBODY = "65534"
 READ_ALL = ("import hashlib, sys; data = open(sys.argv[1], 'rb').read(); "

@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target
+from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing.runner import tmpfs_mount

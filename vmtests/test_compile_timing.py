@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.host.locks import file_lock
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target
+from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import claims, plot, results, runner, summary, sweep

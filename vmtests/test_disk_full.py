@@ -20,7 +20,7 @@ from kheaders_suite.build.kernel import BuildOptions, ensure_build, workspace
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.errors import BuildFailed
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target
+from kheaders_suite.records import Target
 from kheaders_suite.source.tree import KernelSource
 
 LIMIT = "160m"

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.catalog import arches
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target
+from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
 
 

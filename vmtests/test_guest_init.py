@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.boot.connect import BootOptions, boot
-from kheaders_suite.build.kernel import KernelBuild
-from kheaders_suite.plugin.options import Settings
+from kheaders_suite.plugin.options import Settings, boot_options
+from kheaders_suite.records import KernelBuild
+from kheaders_suite.session.connect import boot
 from kheaders_suite.session.guest import Guest
 
 # Where the tests (and bcc, modprobe, the sweeps) find the kernel's file systems.
@@ -68,7 +68,7 @@ def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
 def test_both_inits_give_the_tests_the_same_guest(guest: Guest, kernel_build: KernelBuild,
                                                   suite_settings: Settings) -> None:
     other = "vng" if suite_settings.guest_init == "suite" else "suite"
-    opts = dataclasses.replace(BootOptions.from_settings(suite_settings), guest_init=other)
+    opts = dataclasses.replace(boot_options(suite_settings), guest_init=other)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log = suite_settings.results_dir / "consoles" / f"{kernel_build.arch}-init-{other}-{worker}.log"
     second = boot(kernel_build, opts, log, lambda message: None)

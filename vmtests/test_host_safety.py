@@ -18,8 +18,8 @@ import pytest
 
 from kheaders_suite.boot import guesthome
 from kheaders_suite.boot.vm import ssh_key
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.plugin.options import Settings
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
 
 # Guest paths a misbehaving guest would try: system dirs, root's home, the temp dirs the host

@@ -37,17 +37,13 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import (
-    BUILD_TIMESTAMP,
-    BuildOptions,
-    KernelBuild,
-    build_archive_only,
-    workspace,
-)
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP, BuildOptions, build_archive_only, workspace
 from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.host.locks import file_lock
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target, build_options, progress
+from kheaders_suite.plugin.suite import build_options, progress
+from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource, KernelVersion
 from kheaders_suite.verify import config, read_archive
@@ -94,7 +90,7 @@ def options(tmp: Path, s: Settings, flip: bool, force_regen: bool,
                                force_kheaders_regen=force_regen, timestamp=timestamp)
 
 
-def settle(source: KernelSource, arch: arches.Arch, opts: BuildOptions) -> None:
+def settle(source: KernelSource, arch: Arch, opts: BuildOptions) -> None:
     """Two syncs of the work copy before an experiment's first step. A file an earlier test
     edited or patched is restored by the first sync as a touched private copy and relinked to
     the source by the second (it differs in mtime until then); each changes its `ls -l`

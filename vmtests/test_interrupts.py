@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import Target
+from kheaders_suite.records import KernelBuild, Target
 from vmtests.test_faults import inner_argv, memory_for, qemus_with
 
 INNER = '''

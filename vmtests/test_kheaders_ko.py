@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.inguest import source
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
 
 pytestmark = pytest.mark.variants("module")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
-from kheaders_suite.catalog.variants import archive_present
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.steps import archive_present
 from kheaders_suite.verify import (
     CheckResult,
     cflags,

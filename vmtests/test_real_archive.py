@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP
 from kheaders_suite.catalog import arches
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.timing import preinstalled, workload
 from kheaders_suite.verify import cflags
 from kheaders_suite.verify.metadata import timestamp_epoch

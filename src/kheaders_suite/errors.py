@@ -39,3 +39,13 @@ class VMLost(InfraError):
 
 class GuestTimeout(InfraError):
     """A command in the guest did not finish before its deadline."""
+
+
+class GuestCommandFailed(AssertionError):
+    """A command whose result is the verdict (``Guest.expect``) exited non-zero: a test
+    FAIL, with the command's output."""
+
+
+class GuestStepFailed(InfraError):
+    """A harness step in the guest (``Guest.run(check=True)``: mkdir, tar, mount of scratch
+    space) exited non-zero: an ERROR, never a verdict on the kernel."""

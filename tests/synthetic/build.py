@@ -13,7 +13,8 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kheaders_suite.build.kernel import BUILD_TIMESTAMP, KernelBuild
+from kheaders_suite.build.kernel import BUILD_TIMESTAMP
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.metadata import timestamp_epoch
 from tests.synthetic.kbuild import KERNELS, pack

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import UserError
 
 # Seconds for the KVM probe; a working KVM answers in well under one.

@@ -65,7 +65,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.host import proc
 from kheaders_suite.host.locks import file_lock

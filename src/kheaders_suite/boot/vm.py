@@ -21,9 +21,9 @@ from typing import IO
 
 from kheaders_suite.boot import console as consolelog
 from kheaders_suite.boot.accel import Accel
-from kheaders_suite.build.kernel import KernelBuild
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.host.guardian import guardian_command
+from kheaders_suite.records import BootProfile, KernelBuild
 
 
 @dataclass(frozen=True)
@@ -104,38 +104,6 @@ def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     at = cmd.index("--ssh")
     del cmd[at:at + 3]  # --ssh <port> --ssh-tcp
     return tuple(cmd)
-
-
-@dataclass(frozen=True)
-class BootProfile:
-    """Where a boot's seconds went, from the launch of vng. Host seconds since the launch,
-    except ``init`` and ``init_done``, which are the guest kernel's own timestamps."""
-
-    kernel_start: float | None  # when the guest's clock read 0: vng, QEMU and firmware
-    init: float | None  # guest seconds at "Run ... as init process": the kernel's boot
-    init_done: float | None  # guest seconds at the init's "initialization done"
-    ssh: float  # SSH session authenticated
-    ready: float  # the first command answered through the agent: ready for tests
-
-    def stages(self) -> list[tuple[str, float | None]]:
-        """Consecutive stages that add up to ``ready`` (None where the console did not say)."""
-        done_at = (None if self.kernel_start is None or self.init_done is None
-                   else self.kernel_start + self.init_done)
-        return [
-            ("vng+qemu+firmware", self.kernel_start),
-            ("kernel", self.init),
-            ("init", _minus(self.init_done, self.init)),
-            ("sshd+ssh", _minus(self.ssh, done_at)),
-            ("agent+first command", self.ready - self.ssh),
-        ]
-
-    def render(self) -> str:
-        return ", ".join(f"{name} {'?' if v is None else f'{v:.1f}'}"
-                         for name, v in self.stages())
-
-
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
 
 
 def arrival(arrivals: Sequence[tuple[float, int]], offset: int) -> float | None:

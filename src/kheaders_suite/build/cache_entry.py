@@ -18,10 +18,8 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # build.py seals its entries with this module
-    from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.records import KernelBuild
 
 RECORD = "build.json"
 SUMS = "sha256sums.json"
@@ -64,8 +62,6 @@ def write(build: KernelBuild) -> None:
 def load(out: Path) -> tuple[KernelBuild | None, str | None]:
     """(the build, None) for a whole entry; (None, why) for an unusable one; (None, None)
     when there is no entry."""
-    from kheaders_suite.build.kernel import KernelBuild
-
     record = out / RECORD
     if not record.exists():
         return None, None

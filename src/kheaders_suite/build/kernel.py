@@ -23,18 +23,19 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kheaders_suite import HARNESS_VERSION
 from kheaders_suite.build import cache_entry, kconfig
-from kheaders_suite.catalog.arches import Arch
-from kheaders_suite.catalog.paths import CONFIGS_DIR, PATCHES_DIR
+from kheaders_suite.catalog.arches.arch import Arch
+from kheaders_suite.catalog.flavors import FLAVORS
+from kheaders_suite.catalog.paths import CONFIGS_DIR, PATCHES_DIR, build_entry
 from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
 from kheaders_suite.host import proc, tools
 from kheaders_suite.host.locks import file_lock
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource
 
@@ -48,41 +49,6 @@ _KBUILD_STEP = re.compile(rb"^  [A-Z][A-Z0-9_]* ", re.M)
 PROGRESS_EVERY = 30.0
 STEPS_FILE = "make-steps.json"
 COLD_BUILD_LOCK = "cold-build.lock"
-
-
-@dataclass(frozen=True)
-class KernelBuild:
-    """What a build produced, as plain paths: everything later steps need."""
-
-    key: str
-    arch: str
-    variant: str
-    release: str
-    dir: Path
-    image: Path
-    config: Path
-    archive: Path | None  # copy of kernel/kheaders_data.tar.xz, None if IKHEADERS off
-    modroot: Path | None  # INSTALL_MOD_PATH: <modroot>/lib/modules/<release>
-    source_dir: Path  # the pristine tree the work copy mirrors
-    srcarch: str
-    objtree_headers: Path  # copy of the object tree's *.h (include/, arch/*/include/)
-    log: Path
-    seconds: float
-    source_origin: str = ""
-    cached: bool = field(default=False, compare=False)
-
-    def to_json(self) -> str:
-        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        data.pop("cached")
-        return json.dumps(data, indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> KernelBuild:
-        data = json.loads(text)
-        paths = {f.name for f in fields(cls) if "Path" in str(f.type)}
-        conv: dict[str, Any] = {
-            k: (Path(v) if k in paths and v is not None else v) for k, v in data.items()}
-        return cls(**conv, cached=True)
 
 
 @dataclass(frozen=True)
@@ -105,17 +71,6 @@ class BuildOptions:
     # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
     # gen_kheaders.sh's command line, so changing it alone regenerates the archive.
     timestamp: str = BUILD_TIMESTAMP
-
-
-# Flavors: what every build of a run adds to base, arch and variant. "plain" adds nothing (its
-# keys and object trees are what they were before flavors existed); "debug" adds the kernel's
-# checkers in an object tree of its own (switching flavors would rebuild the whole kernel).
-FLAVORS: dict[str, tuple[str, ...]] = {"plain": (), "debug": ("flavor-debug.config",)}
-# Every guest deadline is multiplied by this on top of the accelerator's scale: KASAN checks
-# every access and lockdep every lock operation. Measured on 7.3.4 x86_64 under TCG with two
-# debug guests and a build sharing 2 cores: 50 kheaders.ko load/unload cycles with 3 readers
-# ran past the plain 300 s deadline (on 6.12, one debug guest alone, they passed within it).
-FLAVOR_TIMEOUT_FACTOR: dict[str, float] = {"plain": 1.0, "debug": 3.0}
 
 
 def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = (),
@@ -170,7 +125,7 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
                  progress: Progress) -> KernelBuild:
     """Return the cached build for this key, building it first if needed."""
     key = build_key(key_inputs(source, arch, variant, opts))
-    out = opts.cache_dir / "builds" / f"{arch.name}-{variant.name}-{key}"
+    out = build_entry(opts.cache_dir, arch.name, variant.name, key)
     cached, _ = cache_entry.load(out)
     if cached is not None:
         return cached

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from kheaders_suite.records import target_id
+
 # src/kheaders_suite/catalog/paths.py -> repo root
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KERNELS_DIR = REPO_ROOT / "kernels"
@@ -21,6 +23,12 @@ def default_cache_dir() -> Path:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "kheaders-suite"
+
+
+def build_entry(cache_dir: Path, arch: str, variant: str, key: str) -> Path:
+    """Where the build of one key lives in the cache (build/kernel.py writes it, patch CI
+    reads it to tell a failed build from one that never started)."""
+    return cache_dir / "builds" / f"{target_id(arch, variant)}-{key}"
 
 
 def publish_dir(target: Path, fill: Callable[[Path], None]) -> Path:

@@ -4,22 +4,14 @@ A variant is data: a config fragment, the patch series it needs (None for mainli
 archive must appear, and the guest steps that make it appear and go away. Adding a fifth way
 means adding one record here plus its fragment (and patches); nothing else.
 
-``archive_present`` runs those steps in a booted guest, for the plugin's ``kheaders`` fixture,
-the timing runner and any test that needs the archive for a while of its own.
+session/steps.py runs those steps in a booted guest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from kheaders_suite.errors import UserError
-
-if TYPE_CHECKING:  # for the annotations only: a variant is data and imports no step after it
-    from kheaders_suite.build.kernel import KernelBuild
-    from kheaders_suite.session.guest import Guest
 
 
 @dataclass(frozen=True)
@@ -120,30 +112,3 @@ def get(name: str) -> Variant:
 def archive_paths() -> frozenset[str]:
     """Every place any variant may put the archive: a variant must use only its own."""
     return frozenset(v.archive_path for v in VARIANTS)
-
-
-@contextmanager
-def archive_present(guest: Guest, build: KernelBuild) -> Iterator[str]:
-    """The variant's setup steps (mount, modprobe), its archive path, then its teardown."""
-    variant = get(build.variant)
-    facts = build_facts(build, guest)
-    for step in variant.setup:
-        run_step(guest, expand(step, facts))
-    try:
-        yield variant.archive_path
-    finally:
-        for step in variant.teardown:
-            run_step(guest, expand(step, facts))
-
-
-def build_facts(build: KernelBuild, guest: Guest) -> dict[str, str]:
-    """Placeholders for variant steps, as paths the guest sees."""
-    modroot = guest.guest_path(build.modroot) if build.modroot else ""
-    return {"modroot": modroot, "release": build.release}
-
-
-def run_step(guest: Guest, step: GuestStep) -> None:
-    __tracebackhide__ = True
-    if step.unless is not None and guest.run(step.unless).rc == 0:
-        return
-    guest.run(step.argv, check=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import UserError
 
 # The oldest virtme-ng whose vng takes every option vm.vng_command passes. The newest of them

@@ -35,7 +35,7 @@ from typing import IO
 
 from kheaders_suite.build.kernel import BuildOptions, build_key, key_inputs
 from kheaders_suite.catalog import arches, variants
-from kheaders_suite.catalog.paths import REPO_ROOT
+from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import side as sides
 from kheaders_suite.source.tree import user_source
@@ -240,7 +240,7 @@ def build_dir(cache: Path, clone: Path, job: Job) -> Path | None:
                                    variants.get(job.variant), BuildOptions(cache_dir=cache)))
     except SuiteError:
         return None
-    return cache / "builds" / f"{job.target}-{key}"
+    return build_entry(cache, job.arch, job.variant, key)
 
 
 def _read_tests(junit: Path) -> dict[str, sides.TestCase]:

@@ -15,9 +15,11 @@ import pytest
 from kheaders_suite.boot import guestinit, rootfs
 from kheaders_suite.build import kconfig
 from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.flavors import FLAVOR_TIMEOUT_FACTOR
 from kheaders_suite.catalog.paths import default_cache_dir
 from kheaders_suite.errors import UserError
 from kheaders_suite.host import tools
+from kheaders_suite.session.connect import BootOptions
 from kheaders_suite.source import debsrc
 from kheaders_suite.source import tree as source
 from kheaders_suite.source.tree import DEFAULT_PACKAGE
@@ -58,7 +60,7 @@ class Settings:
     build_jobs: int
     extra_fragments: tuple[Path, ...]
     sweep: str  # "reduced" (CI) or "full"
-    flavor: str = "plain"  # build.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
+    flavor: str = "plain"  # flavors.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
     # arches whose sweep times clang's front end too (issue 14's strategies); None: all
     frontend_arches: tuple[str, ...] | None = None
     guest_init: str = "suite"  # "suite": the suite's init (guestinit); "vng": virtme-ng's
@@ -254,3 +256,10 @@ def from_config(config: pytest.Config) -> Settings:
 
 
 __all__ = ["Settings", "add_options", "from_config", "variants"]
+
+
+def boot_options(s: Settings) -> BootOptions:
+    """What a boot takes from the run's options."""
+    return BootOptions(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
+                       guest_memory=s.guest_memory,
+                       timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor], guest_init=s.guest_init)

@@ -13,7 +13,6 @@ import os
 import platform
 import threading
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,16 @@ import pytest
 
 from kheaders_suite.boot import accel, console
 from kheaders_suite.boot.vm import shell_command
-from kheaders_suite.build.kernel import BuildOptions, KernelBuild, ensure_build
+from kheaders_suite.build.kernel import BuildOptions, ensure_build
 from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.errors import GuestTimeout, UserError
 from kheaders_suite.plugin import options as settings
+from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report import verdict
 from kheaders_suite.report.recorder import WORKER_KEY, Recorder
+from kheaders_suite.session import steps
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelReported
 from kheaders_suite.source.tree import KernelSource, embedded_source, user_source
@@ -37,16 +39,6 @@ RECORDER = pytest.StashKey[Recorder]()
 OUTCOMES = pytest.StashKey["OutcomeCounter"]()
 KERNEL_REPORTED = pytest.StashKey[bool]()  # on an item: its body's failure is a kernel report
 KERNEL_ATTR = "kheaders_kernel"  # on a set-up/teardown report: the kernel reported there
-
-
-@dataclass(frozen=True)
-class Target:
-    arch: str
-    variant: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.arch}-{self.variant}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -171,7 +163,7 @@ def kernel_build(target: Target, kernel_source: KernelSource,
 _PREFETCHED: set[str] = set()
 
 
-def prefetch_rootfs(cache_dir: Path, arch: arches.Arch, say: Callable[[str], None]) -> None:
+def prefetch_rootfs(cache_dir: Path, arch: Arch, say: Callable[[str], None]) -> None:
     """Build a foreign arch's root filesystem in the background while its kernel builds (or
     waits for another arch's cold build): mmdebstrap is mostly downloads and qemu-user.
     The boot asks for it again under the same lock, and reports any failure itself."""
@@ -193,11 +185,11 @@ def prefetch_rootfs(cache_dir: Path, arch: arches.Arch, say: Callable[[str], Non
 @pytest.fixture(scope="session")
 def guest(target: Target, kernel_build: KernelBuild, suite_settings: settings.Settings,
           pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[Guest]:
-    from kheaders_suite.boot.connect import BootOptions, boot
+    from kheaders_suite.session.connect import boot
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log = suite_settings.results_dir / "consoles" / f"{target.id}-{worker}.log"
-    booted = boot(kernel_build, BootOptions.from_settings(suite_settings), log,
+    booted = boot(kernel_build, settings.boot_options(suite_settings), log,
                   lambda m: progress(pytestconfig, m))
     recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
                  accel=booted.accel.name, release=kernel_build.release)
@@ -218,7 +210,7 @@ def variant(target: Target) -> Variant:
 @pytest.fixture
 def kheaders(guest: Guest, kernel_build: KernelBuild) -> Iterator[str]:
     """The archive made present for one test, removed again afterwards."""
-    with variants.archive_present(guest, kernel_build) as path:
+    with steps.archive_present(guest, kernel_build) as path:
         yield path
 
 
@@ -462,4 +454,4 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[RECORDER].merge_json(text)
 
 
-__all__ = ["Path", "Target"]
+__all__ = ["Path"]

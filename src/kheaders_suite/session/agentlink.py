@@ -18,7 +18,7 @@ import paramiko
 from kheaders_suite import inguest
 from kheaders_suite.errors import GuestTimeout, VMLost
 from kheaders_suite.host.deadline import Deadline
-from kheaders_suite.session.command import CommandResult
+from kheaders_suite.records import CommandResult
 
 # Seconds the host waits past a command's own timeout for the agent's reply.
 AGENT_MARGIN = 30.0

@@ -19,11 +19,17 @@ from pathlib import Path
 import paramiko
 
 from kheaders_suite.boot import console
-from kheaders_suite.boot.vm import VM, BootProfile
-from kheaders_suite.errors import GuestTimeout, InfraError, VMLost
+from kheaders_suite.boot.vm import VM
+from kheaders_suite.errors import (
+    GuestCommandFailed,
+    GuestStepFailed,
+    GuestTimeout,
+    InfraError,
+    VMLost,
+)
 from kheaders_suite.host.deadline import Deadline
+from kheaders_suite.records import BootProfile, CommandResult
 from kheaders_suite.session.agentlink import Agent, Lost
-from kheaders_suite.session.command import CommandResult, GuestCommandFailed, GuestStepFailed
 from kheaders_suite.session.kernellog import KernelLog, Scan
 
 # Base timeout of a command in seconds under KVM; multiplied by Accel.scale(arch) under TCG.

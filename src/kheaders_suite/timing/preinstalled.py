@@ -15,9 +15,9 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from kheaders_suite.build.kernel import KernelBuild
 from kheaders_suite.errors import InfraError
 from kheaders_suite.host.locks import file_lock
+from kheaders_suite.records import KernelBuild
 
 DIRNAME = "headers-preinstalled"
 STAMP = ".kheaders-sha256"

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kheaders_suite.build.kernel import KernelBuild
-from kheaders_suite.catalog.variants import archive_present
 from kheaders_suite.inguest import source
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.steps import archive_present
 from kheaders_suite.timing import preinstalled, results, sweep
 
 GUEST_DIR = "/run/kheaders-timing"  # a tmpfs mounted for the sweep (tmpfs_mount)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kheaders_suite.build.kernel import KernelBuild
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.source.tree import KernelVersion
 from kheaders_suite.verify.archive import ArchiveError, read_archive
 from kheaders_suite.verify.content import content

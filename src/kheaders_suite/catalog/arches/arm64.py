@@ -1,6 +1,6 @@
 """arm64 guests: Image on qemu-system-aarch64 -M virt, cross-built with aarch64-linux-gnu-."""
 
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 
 ARCH = Arch(
     name="arm64",

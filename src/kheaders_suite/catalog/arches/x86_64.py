@@ -1,6 +1,6 @@
 """x86_64 guests: bzImage on qemu-system-x86_64."""
 
-from kheaders_suite.catalog.arches import Arch
+from kheaders_suite.catalog.arches.arch import Arch
 
 ARCH = Arch(
     name="x86_64",

@@ -20,21 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import paramiko
 
 from kheaders_suite.boot import accel, console, guesthome, guestinit
 from kheaders_suite.boot.vm import VM, VMSpec, free_port, profile_boot, shell_command, ssh_key
-from kheaders_suite.build.kernel import FLAVOR_TIMEOUT_FACTOR, KernelBuild
 from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
 from kheaders_suite.host import tools
 from kheaders_suite.host.deadline import Deadline
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
-
-if TYPE_CHECKING:  # pytest's options record; boot itself needs only BootOptions
-    from kheaders_suite.plugin.options import Settings
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
 # traceback; those are expected while booting, and connect() reports the last one itself.
@@ -80,15 +76,9 @@ class BootOptions:
     accel: str = "auto"  # --accel: auto probes KVM for real, kvm or tcg force it
     guest_cpus: int = 2
     guest_memory: str = "2G"  # virtme-ng's size: digits with K, M or G
-    # The kernel's own slowness, on top of the accelerator's: build.FLAVOR_TIMEOUT_FACTOR
+    # The kernel's own slowness, on top of the accelerator's: flavors.FLAVOR_TIMEOUT_FACTOR
     timeout_factor: float = 1.0
     guest_init: str = "suite"  # --guest-init: the suite's init (guestinit) or virtme-ng's
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> BootOptions:
-        return cls(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
-                   guest_memory=s.guest_memory,
-                   timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor], guest_init=s.guest_init)
 
 
 def vng_binary() -> str:
