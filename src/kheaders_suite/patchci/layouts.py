@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kheaders_suite.catalog import arches
+from kheaders_suite.host.extract import extract_tree
 from kheaders_suite.verify import cflags
 from kheaders_suite.verify.layout import Field, StructLayout
 from kheaders_suite.verify.probe import (
@@ -163,10 +164,9 @@ def without(structs: Structs, failed: Iterable[str]) -> Structs:
 
 
 def extract(archive: Path, dest: Path) -> None:
-    """The archive's tree at ``dest``; tarfile's "data" filter refuses names and links that
-    would land outside it."""
-    with tarfile.open(archive, "r:xz") as tar:
-        tar.extractall(dest, filter="data")
+    """The archive's tree at ``dest``; a member that would land outside it is refused
+    (host/extract.py)."""
+    extract_tree(archive, dest)
 
 
 def _first_line(text: str, default: str) -> str:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tarfile
 from pathlib import Path
 
 from kheaders_suite.errors import InfraError
+from kheaders_suite.host.extract import extract_tree
 from kheaders_suite.host.locks import file_lock
 from kheaders_suite.records import KernelBuild
 
@@ -41,8 +41,7 @@ def extract(archive: Path, dest: Path) -> Path:
         partial = dest.with_name(dest.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(partial, filter="data")
+        extract_tree(archive, partial)
         (partial / STAMP).write_text(want)
         shutil.rmtree(dest, ignore_errors=True)
         partial.rename(dest)
