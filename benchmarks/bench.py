@@ -14,7 +14,7 @@ Per arch it reports:
 - the accelerator everything ran under;
 - with --suite: the warm VM suite of that arch, timing sweeps excluded (``pytest vmtests
   --arch A -m "not timing" -n 0``, builds already cached), wall seconds and exit status;
-- with --timing: the timing harness's own figures (issue 5) on the arch's sysfs build: a
+- with --timing: the timing harness's own figures on the arch's sysfs build: a
   sweep at N=1 only, every strategy, 5 measured rounds after a warm-up; per strategy the
   measuring loop's share of each sample (target < 2%) and the spread (max-min)/median
   (target < 10% on an idle machine), with the host's load average before and after, so an
@@ -28,7 +28,7 @@ Per arch it reports:
 - with --patch-ci: the kheaders-ci end-to-end tests, each side's wall seconds (target: a
   patched side with the base built <= 5 min under TCG).
 
-Every figure is printed beside its target (issue 9) with median, min and max where there are
+Every figure is printed beside its target with median, min and max where there are
 several samples, the machine (cores, CPU model) and the accelerator. The targets:
 boot to SSH ready on an idle host x86_64 <= 3 s, arm64 <= 6 s (median of 5), <= 1.5 s under
 KVM; cold CI <= 40 min, warm <= 15 min; a fresh machine's first -k proc result <= 8 min;
@@ -78,7 +78,7 @@ CI_TARGET = {"cold": 40 * 60.0, "warm": 15 * 60.0}
 FIRST_RESULT_TARGET = 8 * 60.0
 OVERHEAD_TARGET = 0.02
 SPREAD_TARGET = 0.10
-PATCHED_TARGET = 5 * 60.0  # issue 12: a patched side, the base already built
+PATCHED_TARGET = 5 * 60.0  # a patched side, the base already built
 
 
 def say(message: str) -> None:
@@ -280,7 +280,7 @@ def spread(values: list[float]) -> str:
 
 def target_rows(results: dict[str, dict[str, Any]],
                 extra: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(what, measured, target, met) for every issue-9 target this run measured."""
+    """(what, measured, target, met) for every target this run measured."""
     rows = []
     for name, f in results.items():
         boot_target = BOOT_TARGET_KVM if f["accel"] == "kvm" else BOOT_TARGET.get(name, 0.0)

@@ -1,4 +1,4 @@
-"""Load benchmark (issue 13): the whole suite of one arch, several times in a row.
+"""Load benchmark: the whole suite of one arch, several times in a row.
 
     .venv/bin/python benchmarks/load.py [--runs 5] [--arch x86_64] [--workers 2]
                                         [--out results/load.json] [-- PYTEST ARGS...]
