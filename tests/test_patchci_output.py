@@ -214,6 +214,53 @@ def test_kcidb_io_rejects_a_broken_document(tmp_path: Path, break_it: Any) -> No
         LATEST.validate(doc)
 
 
+def timing_tests(doc: dict[str, Any], side_name: str) -> dict[str, dict[str, Any]]:
+    prefix = f"kheaders_suite:gh-4242-1:{side_name}:x86_64-sysfs"
+    return {t["path"]: t for t in doc["tests"]
+            if t["build_id"] == prefix and t["path"].startswith("kheaders.timing.")}
+
+
+def test_kcidb_timing_points_are_test_numbers(tmp_path: Path) -> None:
+    """Each side's timing points are tests whose "number" is the median in seconds; the point
+    that regressed FAILs on the patched side, every other one is DONE."""
+    report = document.job_report(x86_job(tmp_path), RUN)
+    doc = kcidb.kcidb_document(report)
+    LATEST.validate(doc)
+    points = {p["key"]: p for p in report["jobs"][0]["timing"]["points"]}
+    base, patched = timing_tests(doc, "base"), timing_tests(doc, "patched")
+    assert len(base) == len(patched) == len(points) == 7
+    slower = points["x86_64-sysfs gcc extract-once N=4"]
+    assert slower["patched"] is not None
+    assert slower["base"] is not None
+    n4 = "kheaders.timing.gcc.extract-once.N4"
+    assert patched[n4]["number"] == {"value": slower["patched"]["median"], "unit": "s",
+                                     "prefix": "metric"}
+    assert (patched[n4]["status"], base[n4]["status"]) == ("FAIL", "DONE")
+    assert base[n4]["number"]["value"] == slower["base"]["median"]
+    assert patched[n4]["misc"]["comparison"] == "REGRESSED"
+    assert [p for p, t in patched.items() if t["status"] == "FAIL"] == [n4]
+    assert "kheaders.timing.extraction" in base
+
+
+def first_timing(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in doc["tests"] if "number" in t)
+
+
+@pytest.mark.parametrize("break_it", [
+    lambda d: first_timing(d)["number"].update(value="1.82"),
+    lambda d: first_timing(d)["number"].pop("value"),
+    lambda d: first_timing(d)["number"].update(prefix="decimal"),
+    lambda d: first_timing(d)["number"].update(units="s"),
+    lambda d: first_timing(d).update(number=1.82),
+])
+def test_kcidb_io_rejects_a_malformed_number(tmp_path: Path, break_it: Any) -> None:
+    doc = kcidb.kcidb_document(document.job_report(x86_job(tmp_path), RUN))
+    LATEST.validate(doc)
+    break_it(doc)
+    with pytest.raises(ValidationError):
+        LATEST.validate(doc)
+
+
 @pytest.mark.parametrize(("nodeid", "path"), [
     ("vmtests/test_archive.py::test_identity[x86_64-sysfs]",
      "kheaders.test_archive.test_identity.x86_64-sysfs"),

@@ -2,10 +2,13 @@
 
 Per side of the comparison one checkout (base; base plus the series), per job and side one
 build (the arch as "architecture", the variant as "config_name"), and under it one test per
-pytest test plus "boot". Ids are "kheaders_suite:<run id>:<side>[:<target>[:<node id>]]",
-stable for a run, so resubmitting the same run updates rather than duplicates. The format is
-validated in tests/test_patchci_output.py with KernelCI's own schema library (kcidb-io); this
-module does not import it, so the suite runs without it.
+pytest test plus "boot", and one per compile-timing point ("kheaders.timing.<compiler>.
+<strategy>.N<n>", "kheaders.timing.extraction") whose "number" is the side's median in
+seconds. Ids are "kheaders_suite:<run id>:<side>[:<target>[:<node id or timing path>]]",
+stable for a run, so resubmitting the same run updates rather than duplicates.
+
+The format is validated in tests/test_patchci_output.py with KernelCI's own schema library
+(kcidb-io); this module does not import it, so the suite runs without it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ _PATH_JUNK = re.compile(r"[^A-Za-z0-9_-]+")  # KCIDB path parts: [a-zA-Z0-9_-]+,
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 EXCERPT = 16384  # KCIDB's maxLength for log_excerpt
+REGRESSED = "REGRESSED"  # timing.compare.Verdict.status of a point that got slower
 
 
 def object_id(run_id: str, *parts: str) -> str:
@@ -98,6 +102,41 @@ def _tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
     return tests
 
 
+def timing_path(target: str, key: str) -> str:
+    """"x86_64-sysfs gcc extract-once N=4" (timing.compare's key) ->
+    "kheaders.timing.gcc.extract-once.N4"."""
+    parts = key.removeprefix(target).replace("=", "").split()
+    return ".".join(["kheaders", "timing",
+                     *(_PATH_JUNK.sub("_", p).strip("_") or "_" for p in parts)])
+
+
+def seconds(value: float) -> dict[str, Any]:
+    """A KCIDB test "number": seconds, shown with a metric prefix (ms, s)."""
+    return {"value": float(value), "unit": "s", "prefix": "metric"}
+
+
+def _timing_tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
+    """One test per timing point the side measured: DONE, or FAIL on the patched side of a
+    point that regressed (the suite's own verdict, kheaders-compare's rule)."""
+    tests = []
+    for point in job["timing"]["points"]:
+        summary = point["base"] if side == "base" else point["patched"]
+        if summary is None:
+            continue
+        path = timing_path(job["target"], point["key"])
+        failed = side == "patched" and point["status"] == REGRESSED
+        misc: dict[str, Any] = {"key": point["key"], "samples": summary["count"],
+                                "min": summary["min"], "max": summary["max"],
+                                "comparison": point["status"]}
+        if point["change"] is not None:
+            misc["change"] = point["change"]
+        tests.append({"id": f"{build_id}:{path}", "build_id": build_id, "origin": ORIGIN,
+                      "path": path, "status": "FAIL" if failed else "DONE",
+                      "number": seconds(summary["median"]), "comment": point["line"],
+                      "misc": misc})
+    return tests
+
+
 def kcidb_document(report: ReportDoc) -> dict[str, Any]:
     """The whole report as one KCIDB submission."""
     run = report["run"]
@@ -106,6 +145,6 @@ def kcidb_document(report: ReportDoc) -> dict[str, Any]:
         for side in SIDES:
             build = _build(run["run_id"], job, side)
             builds.append(build)
-            tests += _tests(build["id"], job, side)
+            tests += _tests(build["id"], job, side) + _timing_tests(build["id"], job, side)
     return {"version": dict(VERSION), "checkouts": [_checkout(run, s) for s in SIDES],
             "builds": builds, "tests": tests}
