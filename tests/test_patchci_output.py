@@ -48,6 +48,14 @@ def x86_job(tmp_path: Path) -> JobReport:
     return compare.compare_job(recorded(tmp_path, "base"), patched)
 
 
+def kernel_job(tmp_path: Path) -> JobReport:
+    """x86_job's patched side, where the kernel also WARNed and BUGged in two tests
+    (tests/data/patchci/x86_64-sysfs/patched-kernel/)."""
+    patched = recorded(tmp_path, "patched", junit_dir="patched-kernel")
+    patched = replace(patched, timing=(timing_doc(slower_extract_once_n4),))
+    return compare.compare_job(recorded(tmp_path, "base"), patched)
+
+
 def matrix(tmp_path: Path) -> list[JobReport]:
     """Four jobs: x86_64-sysfs and arm64-sysfs regressed, x86_64-module clean, arm64-module's
     base did not build."""
@@ -184,6 +192,7 @@ def test_kcidb_document_validates_with_kcidb_io(tmp_path: Path) -> None:
     failed_build = next(b for b in doc["builds"] if b["id"].endswith("base:arm64-module"))
     assert failed_build["status"] == "FAIL"
     assert not any(t["build_id"] == failed_build["id"] for t in doc["tests"])
+    assert (doc["issues"], doc["incidents"]) == ([], [])  # the kernel reported nothing
 
 
 def test_kcidb_leaves_out_what_its_schema_would_refuse(tmp_path: Path) -> None:
@@ -208,6 +217,99 @@ def test_kcidb_leaves_out_what_its_schema_would_refuse(tmp_path: Path) -> None:
 def test_kcidb_io_rejects_a_broken_document(tmp_path: Path, break_it: Any) -> None:
     """The validation can fail: the same document, broken in one field, is refused."""
     doc = kcidb.kcidb_document(merged_matrix(tmp_path))
+    LATEST.validate(doc)
+    break_it(doc)
+    with pytest.raises(ValidationError):
+        LATEST.validate(doc)
+
+
+def timing_tests(doc: dict[str, Any], side_name: str) -> dict[str, dict[str, Any]]:
+    prefix = f"kheaders_suite:gh-4242-1:{side_name}:x86_64-sysfs"
+    return {t["path"]: t for t in doc["tests"]
+            if t["build_id"] == prefix and t["path"].startswith("kheaders.timing.")}
+
+
+def test_kcidb_timing_points_are_test_numbers(tmp_path: Path) -> None:
+    """Each side's timing points are tests whose "number" is the median in seconds; the point
+    that regressed FAILs on the patched side, every other one is DONE."""
+    report = document.job_report(x86_job(tmp_path), RUN)
+    doc = kcidb.kcidb_document(report)
+    LATEST.validate(doc)
+    points = {p["key"]: p for p in report["jobs"][0]["timing"]["points"]}
+    base, patched = timing_tests(doc, "base"), timing_tests(doc, "patched")
+    assert len(base) == len(patched) == len(points) == 7
+    slower = points["x86_64-sysfs gcc extract-once N=4"]
+    assert slower["patched"] is not None
+    assert slower["base"] is not None
+    n4 = "kheaders.timing.gcc.extract-once.N4"
+    assert patched[n4]["number"] == {"value": slower["patched"]["median"], "unit": "s",
+                                     "prefix": "metric"}
+    assert (patched[n4]["status"], base[n4]["status"]) == ("FAIL", "DONE")
+    assert base[n4]["number"]["value"] == slower["base"]["median"]
+    assert patched[n4]["misc"]["comparison"] == "REGRESSED"
+    assert [p for p, t in patched.items() if t["status"] == "FAIL"] == [n4]
+    assert "kheaders.timing.extraction" in base
+
+
+@pytest.mark.parametrize(("headline", "signature"), [
+    ("WARNING: CPU: 1 PID: 212 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60",
+     "WARNING: at kernel/kheaders.c:52 ikheaders_read"),
+    ("Oops: 0000 [#1] PREEMPT SMP NOPTI", "Oops: 0000 PREEMPT SMP NOPTI"),
+    ("BUG: kernel NULL pointer dereference, address: 0000000000000008",
+     "BUG: kernel NULL pointer dereference, address: <address>"),
+    ("general protection fault, probably for non-canonical address 0xdffffc0000000001: "
+     "0000 [#2] SMP KASAN",
+     "general protection fault, probably for non-canonical address <address>: 0000 SMP KASAN"),
+    ("Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b",
+     "Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b"),
+])
+def test_kcidb_issue_signature_drops_what_differs_between_occurrences(headline: str,
+                                                                      signature: str) -> None:
+    assert kcidb.issue_signature(headline) == signature
+
+
+def test_kcidb_kernel_reports_are_issues_and_incidents(tmp_path: Path) -> None:
+    """Three reports in two tests: the WARNING twice (other CPU and PID) is one issue with two
+    incidents, the BUG another; each incident names its test, and the test's excerpt quotes
+    the reports."""
+    doc = kcidb.kcidb_document(document.job_report(kernel_job(tmp_path), RUN))
+    LATEST.validate(doc)
+    warning = "WARNING: at kernel/kheaders.c:52 ikheaders_read"
+    bug = "BUG: sleeping function called from invalid context at kernel/module/main.c:3047"
+    assert [(i["id"], i["comment"], i["version"]) for i in doc["issues"]] == [
+        (kcidb.issue_id(warning), warning, 0), (kcidb.issue_id(bug), bug, 0)]
+    tests = {t["id"]: t for t in doc["tests"]}
+    prefix = "kheaders_suite:gh-4242-1:patched:x86_64-sysfs:"
+    release = f"{prefix}vmtests/test_archive.py::test_release[x86_64-sysfs]"
+    unload = f"{prefix}vmtests/test_kheaders_ko.py::TestModule::test_unload[x86_64-sysfs]"
+    assert [(i["test_id"], i["issue_id"]) for i in doc["incidents"]] == [
+        (release, kcidb.issue_id(warning)), (unload, kcidb.issue_id(warning)),
+        (unload, kcidb.issue_id(bug))]
+    assert all(i["present"] and i["misc"]["report"].startswith(i["comment"])
+               for i in doc["incidents"])
+    assert len({i["id"] for i in doc["incidents"]}) == 3
+    assert tests[release]["status"] == tests[unload]["status"] == "FAIL"
+    assert "WARNING: CPU: 1 PID: 212 at kernel/kheaders.c:52" in tests[release]["log_excerpt"]
+
+
+def first_timing(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in doc["tests"] if "number" in t)
+
+
+@pytest.mark.parametrize("break_it", [
+    lambda d: first_timing(d)["number"].update(value="1.82"),
+    lambda d: first_timing(d)["number"].pop("value"),
+    lambda d: first_timing(d)["number"].update(prefix="decimal"),
+    lambda d: first_timing(d)["number"].update(units="s"),
+    lambda d: first_timing(d).update(number=1.82),
+    lambda d: d["issues"][0].update(version=-1),
+    lambda d: d["issues"][0].update(culprit={"kernel": True}),
+    lambda d: d["incidents"][0].pop("issue_id"),
+    lambda d: d["incidents"][0].update(test_id="no-origin-prefix"),
+])
+def test_kcidb_io_rejects_a_malformed_number_issue_or_incident(tmp_path: Path,
+                                                               break_it: Any) -> None:
+    doc = kcidb.kcidb_document(document.job_report(kernel_job(tmp_path), RUN))
     LATEST.validate(doc)
     break_it(doc)
     with pytest.raises(ValidationError):

@@ -145,3 +145,30 @@ def test_a_kernel_report_in_a_fixture_is_the_kernels_fail_and_harness_errors_sta
     assert tests["t.py::test_a"].outcome == FAIL
     assert tests["t.py::test_a"].message.startswith("failed on setup with")
     assert tests["t.py::test_b"].outcome == ERROR
+
+
+def test_the_kernels_reports_are_read_from_failures_and_errors() -> None:
+    """x86_64-sysfs/patched-kernel: a WARNING quoted by a failed body (the plugin's
+    AssertionError), the same WARNING and a BUG by a set-up error (KernelReported), each kept
+    whole from its headline, without the quote pytest closes the error message with."""
+    tests = side.parse_junit((X86 / "patched-kernel" / "junit.xml").read_text())
+    release = tests["vmtests/test_archive.py::test_release[x86_64-sysfs]"]
+    unload = tests["vmtests/test_kheaders_ko.py::TestModule::test_unload[x86_64-sysfs]"]
+    assert [r.splitlines()[0] for r in release.kernel] == [
+        "WARNING: CPU: 1 PID: 212 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60"]
+    assert release.kernel[0].endswith("---[ end trace 0000000000000000 ]---")
+    assert (unload.outcome, [r.splitlines()[0] for r in unload.kernel]) == (FAIL, [
+        "WARNING: CPU: 0 PID: 187 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60",
+        "BUG: sleeping function called from invalid context at kernel/module/main.c:3047"])
+    assert unload.kernel[1].endswith("</TASK>")
+    assert [t.nodeid for t in tests.values() if t.kernel] == [release.nodeid, unload.nodeid]
+
+
+@pytest.mark.parametrize("message", [
+    "AssertionError: dmesg shows no 'WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1'",
+    'failed on setup with "VMLost: VM lost; console: Kernel panic - not syncing: VFS"',
+])
+def test_a_report_not_quoted_as_the_kernels_is_none(message: str) -> None:
+    """Only what follows the plugin's "kernel reported during" is the kernel's: a test that
+    talks about a WARNING, or an infrastructure error quoting the console, has none."""
+    assert side.kernel_reports(message) == ()

@@ -11,7 +11,10 @@ renames or removes a key, or changes its meaning, bumps it):
     jobs      one per arch x variant, sorted by arch then variant:
       target "<arch>-<variant>", arch, variant, verdict, exit_status
       base, patched   {status, message, notes [str],
-                       tests {node id: {outcome "pass"|"fail"|"error"|"skip", message}}}
+                       tests {node id: {outcome "pass"|"fail"|"error"|"skip", message,
+                                        kernel [str]}}}
+                (kernel: the BUG/WARNING/Oops/panic reports the failure quotes, each its
+                lines, headline first; only on a test that has them. Added within version 1)
       regressions, fixes, new, removed, infra_errors, base_problems
                       [{kind, name, base, patched, message}]   (compare.Finding)
       archive   null (a side had none) or {base_bytes, patched_bytes, base_members,
@@ -48,7 +51,7 @@ from kheaders_suite.patchci.compare import (
     report_verdict,
 )
 from kheaders_suite.patchci.layouts import LayoutDiff
-from kheaders_suite.patchci.side import SideResult
+from kheaders_suite.patchci.side import SideResult, TestCase
 from kheaders_suite.timing.compare import Verdict
 from kheaders_suite.timing.stats import Summary
 
@@ -85,7 +88,13 @@ class RunDoc(TypedDict):
     message_id: str
 
 
-class OutcomeDoc(TypedDict):
+class _OutcomeAdditions(TypedDict, total=False):
+    """Added within schema version 1, and written only when not empty."""
+
+    kernel: list[str]
+
+
+class OutcomeDoc(_OutcomeAdditions):
     outcome: str
     message: str
 
@@ -224,9 +233,15 @@ def run_doc(run: RunInfo) -> RunDoc:
     return cast(RunDoc, asdict(run))
 
 
+def _outcome(test: TestCase) -> OutcomeDoc:
+    doc = OutcomeDoc(outcome=test.outcome, message=test.message)
+    if test.kernel:
+        doc["kernel"] = list(test.kernel)
+    return doc
+
+
 def _side(side: SideResult) -> SideDoc:
-    tests = {t.nodeid: OutcomeDoc(outcome=t.outcome, message=t.message)
-             for t in sorted(side.tests.values(), key=lambda t: t.nodeid)}
+    tests = {t.nodeid: _outcome(t) for t in sorted(side.tests.values(), key=lambda t: t.nodeid)}
     return SideDoc(status=side.status, message=side.message, notes=list(side.notes),
                    tests=tests)
 

@@ -2,15 +2,25 @@
 
 Per side of the comparison one checkout (base; base plus the series), per job and side one
 build (the arch as "architecture", the variant as "config_name"), and under it one test per
-pytest test plus "boot". Ids are "kheaders_suite:<run id>:<side>[:<target>[:<node id>]]",
-stable for a run, so resubmitting the same run updates rather than duplicates. The format is
-validated in tests/test_patchci_output.py with KernelCI's own schema library (kcidb-io); this
-module does not import it, so the suite runs without it.
+pytest test plus "boot", and one per compile-timing point ("kheaders.timing.<compiler>.
+<strategy>.N<n>", "kheaders.timing.extraction") whose "number" is the side's median in
+seconds. Ids are "kheaders_suite:<run id>:<side>[:<target>[:<node id or timing path>]]",
+stable for a run, so resubmitting the same run updates rather than duplicates.
+
+Each BUG/WARNING/Oops/panic report a test's failure quotes is an incident of an issue. The
+issue's id is made from the report's headline less what differs between occurrences (CPU,
+PID, code offsets, addresses), not from the run, so one fault seen by many runs, on both
+sides or on several targets, is one issue with an incident per test that hit it.
+
+The format is validated in tests/test_patchci_output.py with KernelCI's own schema library
+(kcidb-io); this module does not import it, so the suite runs without it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kheaders_suite.patchci.document import SIDES, JobDoc, ReportDoc, RunDoc, side_of
@@ -23,6 +33,16 @@ _PATH_JUNK = re.compile(r"[^A-Za-z0-9_-]+")  # KCIDB path parts: [a-zA-Z0-9_-]+,
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 EXCERPT = 16384  # KCIDB's maxLength for log_excerpt
+REGRESSED = "REGRESSED"  # timing.compare.Verdict.status of a point that got slower
+ISSUE_VERSION = 0  # an issue made here is never revised: another headline is another issue
+# What differs between two occurrences of one fault in a report's headline, and its stand-in.
+_VOLATILE = (
+    (re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+ "), ""),  # WARNING: CPU: 1 PID: 212 at
+    (re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+"), ""),  # ikheaders_read+0x3c/0x60
+    (re.compile(r"\b(?:0x)?[0-9a-f]{12,}\b"), "<address>"),  # address: 0000000000000008
+    (re.compile(r" ?\[#\d+\]"), ""),  # Oops: 0000 [#1]: the how-many-th oops
+    (re.compile(r"\s+"), " "),
+)
 
 
 def object_id(run_id: str, *parts: str) -> str:
@@ -93,19 +113,98 @@ def _tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
         boot = "PASS" if s["status"] == OK else "ERROR"
         tests.append(_test(build_id, "boot", "boot", boot,
                            s["message"] if s["status"] == BOOT_FAILED else ""))
-    tests += [_test(build_id, nodeid, kcidb_path(nodeid), _STATUS[t["outcome"]], t["message"])
+    tests += [_test(build_id, nodeid, kcidb_path(nodeid), _STATUS[t["outcome"]],
+                    "\n\n".join([t["message"], *t.get("kernel", [])]))
               for nodeid, t in s["tests"].items()]
     return tests
+
+
+def timing_path(target: str, key: str) -> str:
+    """"x86_64-sysfs gcc extract-once N=4" (timing.compare's key) ->
+    "kheaders.timing.gcc.extract-once.N4"."""
+    parts = key.removeprefix(target).replace("=", "").split()
+    return ".".join(["kheaders", "timing",
+                     *(_PATH_JUNK.sub("_", p).strip("_") or "_" for p in parts)])
+
+
+def seconds(value: float) -> dict[str, Any]:
+    """A KCIDB test "number": seconds, shown with a metric prefix (ms, s)."""
+    return {"value": float(value), "unit": "s", "prefix": "metric"}
+
+
+def _timing_tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
+    """One test per timing point the side measured: DONE, or FAIL on the patched side of a
+    point that regressed (the suite's own verdict, kheaders-compare's rule)."""
+    tests = []
+    for point in job["timing"]["points"]:
+        summary = point["base"] if side == "base" else point["patched"]
+        if summary is None:
+            continue
+        path = timing_path(job["target"], point["key"])
+        failed = side == "patched" and point["status"] == REGRESSED
+        misc: dict[str, Any] = {"key": point["key"], "samples": summary["count"],
+                                "min": summary["min"], "max": summary["max"],
+                                "comparison": point["status"]}
+        if point["change"] is not None:
+            misc["change"] = point["change"]
+        tests.append({"id": f"{build_id}:{path}", "build_id": build_id, "origin": ORIGIN,
+                      "path": path, "status": "FAIL" if failed else "DONE",
+                      "number": seconds(summary["median"]), "comment": point["line"],
+                      "misc": misc})
+    return tests
+
+
+def issue_signature(headline: str) -> str:
+    """"WARNING: CPU: 1 PID: 212 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60" ->
+    "WARNING: at kernel/kheaders.c:52 ikheaders_read": the same for every occurrence."""
+    for pattern, stand_in in _VOLATILE:
+        headline = pattern.sub(stand_in, headline)
+    return headline.strip()
+
+
+def issue_id(signature: str) -> str:
+    return f"{ORIGIN}:kernel:{hashlib.sha256(signature.encode()).hexdigest()[:16]}"
+
+
+def _incidents(test_id: str, reports: Sequence[str]) -> list[dict[str, Any]]:
+    incidents = []
+    for i, report in enumerate(reports):
+        headline = report.split("\n", 1)[0]
+        incidents.append({
+            "id": f"{test_id}:kernel:{i}", "origin": ORIGIN,
+            "issue_id": issue_id(issue_signature(headline)), "issue_version": ISSUE_VERSION,
+            "test_id": test_id, "present": True, "comment": headline,
+            "misc": {"report": report[:EXCERPT]}})
+    return incidents
+
+
+def _kernel_incidents(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
+    return [incident for nodeid, t in side_of(job, side)["tests"].items()
+            for incident in _incidents(f"{build_id}:{nodeid}", t.get("kernel", []))]
+
+
+def _issues(incidents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One issue per signature the incidents name, in the order first seen."""
+    issues: dict[str, dict[str, Any]] = {}
+    for incident in incidents:
+        signature = issue_signature(incident["comment"])
+        issues.setdefault(incident["issue_id"], {
+            "id": incident["issue_id"], "version": ISSUE_VERSION, "origin": ORIGIN,
+            "comment": signature, "culprit": {"code": True},
+            "misc": {"kind": "kernel report"}})
+    return list(issues.values())
 
 
 def kcidb_document(report: ReportDoc) -> dict[str, Any]:
     """The whole report as one KCIDB submission."""
     run = report["run"]
-    builds, tests = [], []
+    builds, tests, incidents = [], [], []
     for job in report["jobs"]:
         for side in SIDES:
             build = _build(run["run_id"], job, side)
             builds.append(build)
-            tests += _tests(build["id"], job, side)
+            tests += _tests(build["id"], job, side) + _timing_tests(build["id"], job, side)
+            incidents += _kernel_incidents(build["id"], job, side)
     return {"version": dict(VERSION), "checkouts": [_checkout(run, s) for s in SIDES],
-            "builds": builds, "tests": tests}
+            "builds": builds, "tests": tests, "issues": _issues(incidents),
+            "incidents": incidents}

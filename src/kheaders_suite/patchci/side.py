@@ -10,12 +10,14 @@ comparison reports it as an infrastructure error rather than as a pile of "remov
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.boot.console import find_reports
 from kheaders_suite.timing import results as timing_results
 
 # Side statuses. "no-results" is set by the loader, never passed in.
@@ -31,6 +33,12 @@ _PRECEDENCE = {FAIL: 3, ERROR: 2, PASS: 1, SKIP: 0}
 # An <error> that is the kernel's (kernellog.KernelReported: a BUG/WARNING/panic while booting
 # or in a fixture) is a FAIL here: a series that makes the kernel warn at boot regressed.
 KERNEL_ERROR = "KernelReported: kernel reported"
+# How the plugin quotes the kernel's reports in a failure or error message
+# (kernellog.Scan.describe): this, the phase, then each report, headline first.
+KERNEL_REPORTED = "kernel reported during "
+MAX_REPORTS = 10  # per test: a warning storm repeats itself
+# pytest's message of a set-up or teardown error: failed on setup with "<exception>"
+_WRAPPED = re.compile(r'failed on \w+ with "(.*)"', re.S)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class TestCase:
     nodeid: str  # "vmtests/test_archive.py::test_identity[x86_64-sysfs]"
     outcome: str  # PASS, FAIL, ERROR or SKIP
     message: str = ""  # first line of the failure, error or skip message
+    kernel: tuple[str, ...] = ()  # the kernel's reports the message quotes, headline first
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,17 @@ def _first_line(text: str | None) -> str:
     return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
+def kernel_reports(message: str) -> tuple[str, ...]:
+    """The BUG/WARNING/Oops/panic reports a failure or error message quotes, each as its
+    lines; only after the plugin's "kernel reported during", so a test that merely talks
+    about a WARNING is not taken for the kernel's."""
+    wrapped = _WRAPPED.fullmatch(message)
+    _, marker, quoted = (wrapped.group(1) if wrapped else message).partition(KERNEL_REPORTED)
+    if not marker:
+        return ()
+    return tuple(str(r) for r in find_reports(quoted)[:MAX_REPORTS])
+
+
 def _case(element: ET.Element) -> TestCase:
     ident = nodeid(element.get("classname", ""), element.get("name", ""), element.get("file"))
     for tag, outcome in (("failure", FAIL), ("error", ERROR), ("skipped", SKIP)):
@@ -86,7 +106,8 @@ def _case(element: ET.Element) -> TestCase:
             message = _first_line(child.get("message")) or _first_line(child.text)
             if outcome == ERROR and KERNEL_ERROR in f"{child.get('message')}\n{child.text}":
                 outcome = FAIL
-            return TestCase(ident, outcome, message)
+            kernel = kernel_reports(child.get("message") or "") if outcome != SKIP else ()
+            return TestCase(ident, outcome, message, kernel)
     return TestCase(ident, PASS)
 
 
