@@ -19,6 +19,7 @@ from kheaders_suite.patchci import compare, document, kcidb, merge, render, side
 from kheaders_suite.patchci.compare import JobReport
 from kheaders_suite.patchci.document import ReportDoc, RunInfo
 from kheaders_suite.patchci.side import SideResult
+from kheaders_suite.records import target_id
 from tests.test_patchci_compare import (
     IDENTITY,
     MEMBER_LIST,
@@ -36,7 +37,7 @@ RUN = RunInfo(run_id="gh-4242-1", tree_name="mainline",
 
 def as_variant(s: SideResult, variant: str) -> SideResult:
     """The same side as another variant: node ids follow the target."""
-    old, new = f"[{s.arch}-{s.variant}]", f"[{s.arch}-{variant}]"
+    old, new = f"[{target_id(s.arch, s.variant)}]", f"[{target_id(s.arch, variant)}]"
     tests = {k.replace(old, new): replace(t, nodeid=t.nodeid.replace(old, new))
              for k, t in s.tests.items()}
     return replace(s, variant=variant, tests=tests, timing=())

@@ -35,7 +35,7 @@ from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
 from kheaders_suite.host import proc, tools
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource
 
@@ -135,7 +135,7 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
         if cached is not None:
             return cached
         if why is not None:
-            progress(f"{arch.name}-{variant.name}: cached build {out} unusable ({why}); "
+            progress(f"{target_id(arch.name, variant.name)}: cached build {out} unusable ({why}); "
                      "building it again")
             cache_entry.discard(out)
         build = _build(source, arch, variant, opts, key, ws, out, progress)
@@ -167,7 +167,7 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         out.mkdir(parents=True, exist_ok=True)
-        label = f"{arch.name}-{variant.name}"
+        label = target_id(arch.name, variant.name)
         runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout,
                          places=(ws / "src", ws / "obj"))
         progress(f"{label}: archive only, {source.origin} (key {key}), log {runner.log}")
@@ -191,7 +191,7 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     config itself. Returns the .ko files."""
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
-        label = f"{arch.name}-{variant.name}"
+        label = target_id(arch.name, variant.name)
         runner = _Runner(moddir / "build.log", _make_env(opts), progress, label, opts.timeout,
                          places=(moddir, ws / "obj"))
         progress(f"{label}: module {moddir}, log {runner.log}")
@@ -232,7 +232,7 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
         shutil.rmtree(out)
     out.mkdir(parents=True)
     log = out / "build.log"
-    label = f"{arch.name}-{variant.name}"
+    label = target_id(arch.name, variant.name)
     runner = _Runner(log, _make_env(opts), progress, label, opts.timeout,
                      places=(ws / "src", ws / "obj"))
     progress(f"{label}: building {source.origin} (key {key}), log {log}")

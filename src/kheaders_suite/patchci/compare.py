@@ -51,6 +51,7 @@ from kheaders_suite.patchci.side import (
     SideResult,
     TestCase,
 )
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import compare as timing_compare
 from kheaders_suite.verify.archive import Archive, ArchiveError
 
@@ -190,7 +191,7 @@ def compare_timing(base: Sequence[dict[str, Any]], patched: Sequence[dict[str, A
         return {(d["arch"], d["variant"]): d for d in docs}
     old, new = by_target(base), by_target(patched)
     verdicts: list[timing_compare.Verdict] = []
-    notes = [f"timing: {'-'.join(k)} measured on {'base' if k in old else 'patched'} only, "
+    notes = [f"timing: {target_id(*k)} measured on {'base' if k in old else 'patched'} only, "
              "not compared" for k in sorted(old.keys() ^ new.keys())]
     for key in sorted(old.keys() & new.keys()):
         notes += timing_compare.notes(old[key], new[key])

@@ -269,7 +269,7 @@ def _timing_point(v: Verdict) -> TimingPointDoc:
 
 def job_doc(job: JobReport) -> JobDoc:
     return JobDoc(
-        target=f"{job.arch}-{job.variant}", arch=job.arch, variant=job.variant,
+        target=job.base.target, arch=job.arch, variant=job.variant,
         verdict=job.verdict, exit_status=EXIT_STATUS[job.verdict],
         base=_side(job.base), patched=_side(job.patched),
         regressions=_findings(job.regressions), fixes=_findings(job.fixes),

@@ -38,6 +38,7 @@ from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.records import target_id
 from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
@@ -58,7 +59,7 @@ class Job:
 
     @property
     def target(self) -> str:
-        return f"{self.arch}-{self.variant}"
+        return target_id(self.arch, self.variant)
 
 
 def jobs_for(arch_list: str, variant_list: str) -> tuple[Job, ...]:

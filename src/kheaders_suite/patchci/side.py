@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import results as timing_results
 
 # Side statuses. "no-results" is set by the loader, never passed in.
@@ -57,7 +58,7 @@ class SideResult:
 
     @property
     def target(self) -> str:
-        return f"{self.arch}-{self.variant}"
+        return target_id(self.arch, self.variant)
 
 
 def nodeid(classname: str, name: str, file: str | None = None) -> str:

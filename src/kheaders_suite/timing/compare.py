@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import results
 from kheaders_suite.timing.stats import Summary, summarize
 
@@ -75,7 +76,7 @@ def judge(old: Sequence[float], new: Sequence[float]) -> str:
 
 
 def samples_by_point(doc: dict[str, Any]) -> dict[str, list[float]]:
-    target = f"{doc['arch']}-{doc['variant']}"
+    target = target_id(doc["arch"], doc["variant"])
     out = {f"{target} extraction": list(doc["extraction"].get("samples") or [])}
     for (compiler, strategy, n), point in sorted(results.points(doc).items()):
         out[f"{target} {compiler} {strategy} N={n}"] = list(point["samples"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kheaders_suite.errors import InfraError
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 
 DIRNAME = "headers-preinstalled"
 STAMP = ".kheaders-sha256"
@@ -51,5 +51,5 @@ def extract(archive: Path, dest: Path) -> Path:
 
 def ensure(build: KernelBuild) -> Path:
     if build.archive is None:
-        raise InfraError(f"{build.arch}-{build.variant}: build has no kheaders archive")
+        raise InfraError(f"{target_id(build.arch, build.variant)}: build has no kheaders archive")
     return extract(build.archive, build.dir / DIRNAME)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing.sweep import SweepPlan
 
 SCHEMA = "kheaders-suite/compile-timing/1"
@@ -86,7 +87,7 @@ def _name(kind: type | tuple[type, ...]) -> str:
 
 
 def file_name(arch: str, variant: str) -> str:
-    return f"{arch}-{variant}.json"
+    return f"{target_id(arch, variant)}.json"
 
 
 def write(doc: dict[str, Any], directory: Path) -> Path:
