@@ -19,12 +19,10 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +35,7 @@ from kheaders_suite.build.kernel import BuildOptions, build_key, key_inputs
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
+from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
 from kheaders_suite.records import target_id
 from kheaders_suite.source.tree import user_source
@@ -217,17 +216,9 @@ def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
         except subprocess.TimeoutExpired:
             say(f"{label}: no result after {timeout:.0f}s; stopping it")
         finally:
-            _end_group(proc)
+            end_group(proc)
             pump.join(timeout=60)
     return proc.returncode
-
-
-def _end_group(proc: subprocess.Popen[str]) -> None:
-    """Kill what is left of the run's process group (a guest pytest did not stop, or all
-    of it after a timeout or an interrupt)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 # --- what became of the side ------------------------------------------------------------------
