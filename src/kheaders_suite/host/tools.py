@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import UserError
+from kheaders_suite.text import first_line
 
 # The oldest virtme-ng whose vng takes every option vm.vng_command passes. The newest of them
 # is --ssh-tcp (virtme-ng 24e056b, "Add vsock support for the SSH connection to the guest",
@@ -91,7 +92,7 @@ def check_vng(vng: Path) -> None:
         output = str(exc)
     version = parse_vng_version(output)
     if version is None:
-        first = output.splitlines()[0] if output else "no output"
+        first = first_line(output) or "no output"
         raise UserError(f"{vng} --version: cannot tell its version ({first}); {VNG_PIP}")
     if version < VNG_MIN:
         raise UserError(f"{vng} is virtme-ng {version[0]}.{version[1]}, older than the "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kheaders_suite.catalog import arches
+from kheaders_suite.text import first_line
 from kheaders_suite.verify import cflags
 from kheaders_suite.verify.layout import Field, StructLayout
 from kheaders_suite.verify.probe import (
@@ -169,10 +170,6 @@ def extract(archive: Path, dest: Path) -> None:
         tar.extractall(dest, filter="data")
 
 
-def _first_line(text: str, default: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), default)
-
-
 def _compile(cc: str, root: str, srcarch: str, source: str, scratch: Path,
              timeout: float) -> subprocess.CompletedProcess[str]:
     (scratch / SOURCE).write_text(source)
@@ -200,7 +197,8 @@ def measure(cc: str, side: str, srcarch: str, probe: Probe, scratch: Path) -> Me
             return Measured(parse_probe((scratch / OUTPUT).read_text()), missing)
         failed, unexplained = attribute(done.stderr, entry_lines(source))
         if unexplained or not failed or attempt:
-            first = unexplained or _first_line(done.stderr, f"{cc} exited {done.returncode}")
+            first = (unexplained or first_line(done.stderr)
+                     or f"{cc} exited {done.returncode}")
             return f"probe does not compile against the {side} archive: {first}"
         missing.update(failed)
         structs = without(structs, failed)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.host.digest import file_sha256
+from kheaders_suite.text import first_line
 
 # Every git command of kheaders-ci runs with these: nothing from the user's configuration may
 # change what a patch says (diff.noprefix breaks format-patch's output for git am), run hooks
@@ -89,10 +90,6 @@ def checked(argv: Sequence[str], what: str, *, stdin: Path | None = None,
         raise InfraError(f"{what} failed (git exit {result.rc}): "
                          f"{first_line(result.stderr) or first_line(result.stdout)}")
     return result
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 # --- the tree and its refs --------------------------------------------------------------------

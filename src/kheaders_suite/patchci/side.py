@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kheaders_suite.records import target_id
+from kheaders_suite.text import first_line
 from kheaders_suite.timing import results as timing_results
 
 # Side statuses. "no-results" is set by the loader, never passed in.
@@ -75,16 +76,12 @@ def nodeid(classname: str, name: str, file: str | None = None) -> str:
     return "::".join([p for p in (path, *parts[split:]) if p] + [name])
 
 
-def _first_line(text: str | None) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
-
-
 def _case(element: ET.Element) -> TestCase:
     ident = nodeid(element.get("classname", ""), element.get("name", ""), element.get("file"))
     for tag, outcome in (("failure", FAIL), ("error", ERROR), ("skipped", SKIP)):
         child = element.find(tag)
         if child is not None:
-            message = _first_line(child.get("message")) or _first_line(child.text)
+            message = first_line(child.get("message")) or first_line(child.text)
             if outcome == ERROR and KERNEL_ERROR in f"{child.get('message')}\n{child.text}":
                 outcome = FAIL
             return TestCase(ident, outcome, message)
