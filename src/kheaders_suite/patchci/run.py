@@ -37,6 +37,7 @@ from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.patchci.side import Outcome, SideStatus
 from kheaders_suite.records import target_id
 from kheaders_suite.source.tree import user_source
 
@@ -252,19 +253,19 @@ def booted(results_json: Path, target: str) -> bool:
 
 
 def side_status(build: Path | None, junit: Path, results_json: Path,
-                target: str) -> tuple[str, str]:
+                target: str) -> tuple[SideStatus, str]:
     """(status, message) of one side from its files (module docstring has the rules)."""
     tests = _read_tests(junit)
-    errors = [t for t in tests.values() if t.outcome == sides.ERROR]
+    errors = [t for t in tests.values() if t.outcome == Outcome.ERROR]
     first = errors[0].message if errors else ""
     if build is None or not (build / "build.json").is_file():
         if not errors or "PatchFailed" in first:
-            return sides.OK, ""
-        return sides.BUILD_FAILED, first
-    ran = [t for t in tests.values() if t.outcome != sides.SKIP]
+            return SideStatus.OK, ""
+        return SideStatus.BUILD_FAILED, first
+    ran = [t for t in tests.values() if t.outcome != Outcome.SKIP]
     if ran and len(errors) == len(ran) and not booted(results_json, target):
-        return sides.BOOT_FAILED, first
-    return sides.OK, ""
+        return SideStatus.BOOT_FAILED, first
+    return SideStatus.OK, ""
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ class SideRun:
     """One side of one job, done: what load_side reads."""
 
     job: Job
-    status: str
+    status: SideStatus
     message: str
     paths: SidePaths
     archive: Path | None  # the copies in paths.dir
