@@ -60,16 +60,16 @@ class BuildOptions:
     use_ccache: bool = True
     # Until 6.17 gen_kheaders.sh skips regeneration when an md5 of `ls -l` of the headers is
     # unchanged, and leaves autoconf.h out of that md5 on the theory that include/config/*
-    # stamps catch config changes; since 0e0345b77ac4 (5.13) those stamps are not *.h, so a
-    # config-only change (the variants, sharing one object tree) keeps a stale archive.
+    # stamps catch config changes; since commit 0e0345b77ac4 (5.13) those stamps are not *.h,
+    # so a config-only change (the variants, sharing one object tree) keeps a stale archive.
     # The 6.17 rewrite did not fix it (measured on 7.3.4: its make dependencies leave
     # autoconf.h out). True: delete kernel/kheaders.md5 before make (a prerequisite of the
     # archive in every version), so every build packs its own config.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
     flavor: str = "plain"  # FLAVORS: "debug" adds KASAN, lockdep, UBSAN, atomic-sleep checks
-    # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
-    # gen_kheaders.sh's command line, so changing it alone regenerates the archive.
+    # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (commit 626c54af3576) it
+    # is on gen_kheaders.sh's command line, so changing it alone regenerates the archive.
     timestamp: str = BUILD_TIMESTAMP
 
 
@@ -361,9 +361,9 @@ def _make_env(opts: BuildOptions) -> dict[str, str]:
         "KBUILD_BUILD_TIMESTAMP": opts.timestamp,
         "KBUILD_BUILD_USER": "kheaders",
         "KBUILD_BUILD_HOST": "suite",
-        # Before 6.14 (41e86fe7ebe9) the archive packs include/generated/utsversion.h, whose
-        # "#N" build number every vmlinux link bumps: the archive then carries the previous
-        # link's number, and a later make (modules_install) repacks it with the new one.
+        # Before 6.14 (commit 41e86fe7ebe9) the archive packs include/generated/utsversion.h,
+        # whose "#N" build number every vmlinux link bumps: the archive then carries the
+        # previous link's number, and a later make (modules_install) repacks it with the new one.
         # A fixed number keeps UTS_VERSION, and so the archive, stable across links.
         "KBUILD_BUILD_VERSION": "1",
         "CCACHE_DIR": str(opts.cache_dir / "ccache"),

@@ -5,7 +5,7 @@ scripts/kconfig/confdata.c writes it: y -> ``#define CONFIG_X 1``, m -> ``#defin
 CONFIG_X_MODULE 1``, strings as written in .config (already quoted and escaped), int as is,
 hex with a "0x" prefix added when .config lacks it, n / "is not set" -> absent. The archive's
 copy went through the comment stripping too, which removes only its header comment. A config
-change that did not regenerate the archive (suspected since 0e0345b77ac4 made the
+change that did not regenerate the archive (suspected since commit 0e0345b77ac4 made the
 include/config stamps non-*.h while autoconf.h stays out of the md5) shows up here.
 
 release: UTS_RELEASE in include/generated/utsrelease.h equals the guest's ``uname -r``.
