@@ -406,7 +406,7 @@ def _clock(seconds: float) -> str:
 
 def _steps_key(arch: Arch, flavor: str) -> str:
     """The count's key: the arch, and the flavor when not plain (a debug build has other
-    objects than a plain one's; plain keeps the key it had before flavors)."""
+    objects than a plain one's)."""
     return arch.name if flavor == "plain" else f"{arch.name}-{flavor}"
 
 

@@ -13,11 +13,11 @@ time ("loop_seconds": the harness's share) and the time inside posix_spawn ("spa
 process creation and exec). Separately the same jobs run with every step replaced by `true`
 ("overhead"): what process creation alone costs in this guest, a floor for any job runner.
 
-Strategy "in-memory" (issue 14) has one step per source: a compiler that decompresses the
-archive into its own memory and compiles from there (cfg["in_memory"][compiler], with
-{archive} and {src}: inguest/frontend.py with libclang). cfg["points"] names, per
-compiler, the (strategy, N) points it runs; a compiler not named runs every point not in
-cfg["skip"].
+Strategy "in-memory" (the 2019 review's own proposal) has one step per source: a compiler
+that decompresses the archive into its own memory and compiles from there
+(cfg["in_memory"][compiler], with {archive} and {src}: inguest/frontend.py with libclang).
+cfg["points"] names, per compiler, the (strategy, N) points it runs; a compiler not named runs
+every point not in cfg["skip"].
 
 Rounds are interleaved (for each round: for each N: for each strategy) so drift on a busy host
 lands on every strategy alike; the first ``warmup`` rounds (at the N in ``warmup_ns`` only)

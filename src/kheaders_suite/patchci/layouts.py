@@ -1,4 +1,4 @@
-"""Structure layouts that moved between the base and the patched archive (issue 12).
+"""Structure layouts that moved between the base and the patched archive.
 
 Each archive is extracted to a scratch directory and the verify layout probe (probe.py) is
 compiled against it on the host with the arch's gcc (``{cross_prefix}gcc``): ``gcc -S`` only,

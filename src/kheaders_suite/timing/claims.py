@@ -96,7 +96,7 @@ def parallel_speedup(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-# --- issue 14: the review's own proposal, clang's front end on headers in memory -----------
+# --- the review's own proposal: clang's front end on headers in memory ---------------------
 
 def in_memory_ns(doc: dict[str, Any]) -> list[int]:
     """N where libclang ran both in-memory and extract-once."""

@@ -105,7 +105,8 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
 
 def resident(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str,
              sources: tuple[str, ...], clang_args: list[str]) -> dict[str, Any]:
-    """frontend.py's headers-already-in-memory comparison (issue 14's first claim)."""
+    """frontend.py's headers-already-in-memory comparison (claims.memory_not_faster_than_tmpfs:
+    are headers already in memory faster to parse than the same headers on tmpfs?)."""
     config = sweep.resident_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
                                    preinstalled=preinstalled, sources=sources, args=clang_args)
     guest.write_bytes(f"{GUEST_DIR}/resident.json", json.dumps(config).encode())
