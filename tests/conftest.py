@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import build_key
+from kheaders_suite.build.inputs import build_key
 from kheaders_suite.catalog import arches
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.paths import build_entry

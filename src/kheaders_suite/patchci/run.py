@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kheaders_suite.build.kernel import BuildOptions, build_key, key_inputs
+from kheaders_suite.build.inputs import build_key
+from kheaders_suite.build.kernel import BuildOptions, key_inputs
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
