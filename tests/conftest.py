@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build.kernel import build_key
+from kheaders_suite.build.inputs import build_key
 from kheaders_suite.catalog import arches
 from kheaders_suite.catalog.arches.arch import Arch
+from kheaders_suite.catalog.paths import build_entry
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.verify.archive import read_archive
 from tests.synthetic.build import SyntheticBuild, make_synthetic_build
@@ -42,7 +43,7 @@ class PoisonedCache:
 
 def write_broken_build(cache: Path, arch: Arch, tree: SyntheticBuild) -> KernelBuild:
     """builds/<arch>-sysfs-<key>/ as ensure_build leaves it, but the archive has no arch/."""
-    out = cache / "builds" / f"{arch.name}-sysfs-{BROKEN_KEY}"
+    out = build_entry(cache, arch.name, "sysfs", BROKEN_KEY)
     out.mkdir(parents=True)
     members = read_archive(tree.archive).members
     archive = out / "kheaders_data.tar.xz"

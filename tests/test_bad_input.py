@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.boot import rootfs
-from kheaders_suite.build import kconfig
-from kheaders_suite.build import kernel as build
+from kheaders_suite.build import inputs, kconfig
 from kheaders_suite.catalog import arches
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.paths import CONFIGS_DIR, REPO_ROOT
@@ -270,7 +269,7 @@ def test_a_fragment_symbol_that_does_not_stick_is_bad_input_naming_the_fragment(
     p = _configured(tmp_path, "CONFIG_IKHEADERS=y\n# CONFIG_DEBUG_FS is not set\n",
                     "CONFIG_DEBUG_FS=y\nCONFIG_DEBUGFS=y\n", "CONFIG_IKHEADERS=y\n")
     with pytest.raises(UserError) as err:
-        build._check_config(p["src"], p["obj"], [p["base"], p["copy"]], (p["mine"],))
+        inputs.check_config(p["src"], p["obj"], [p["base"], p["copy"]], (p["mine"],))
     assert str(err.value) == (
         f"--config-fragment {p['mine']}: 2 requested symbols did not stick after "
         "olddefconfig: CONFIG_DEBUGFS: wanted y, but no Kconfig in the tree defines it; "
@@ -282,7 +281,7 @@ def test_a_suite_symbol_that_does_not_stick_is_the_suites_fault(tmp_path: Path) 
     p = _configured(tmp_path, "CONFIG_IKHEADERS=m\n", "", "CONFIG_IKHEADERS=y\n")
     with pytest.raises(ConfigMismatch, match=r"^1 requested symbols did not stick after "
                                              r"olddefconfig: CONFIG_IKHEADERS: wanted y, got m$"):
-        build._check_config(p["src"], p["obj"], [p["base"], p["copy"]], (p["mine"],))
+        inputs.check_config(p["src"], p["obj"], [p["base"], p["copy"]], (p["mine"],))
 
 
 # --- patches ------------------------------------------------------------------------------

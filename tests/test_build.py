@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite.build import inputs, make, steps
 from kheaders_suite.build import kernel as build
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import CONFIGS_DIR
@@ -13,14 +14,14 @@ from .test_vm import fake_build
 
 def test_key_is_stable_and_sensitive_to_every_input() -> None:
     parts = {"harness": "1", "source": "s", "fragment:base.config": "CONFIG_A=y\n"}
-    key = build.build_key(parts)
-    assert key == build.build_key(dict(reversed(list(parts.items()))))
+    key = inputs.build_key(parts)
+    assert key == inputs.build_key(dict(reversed(list(parts.items()))))
     for name in parts:
-        assert build.build_key({**parts, name: parts[name] + "x"}) != key
+        assert inputs.build_key({**parts, name: parts[name] + "x"}) != key
 
 
 def test_fragments_base_then_arch_then_variant_then_extra() -> None:
-    frags = build.fragments_for(arches.get("arm64"), variants.get("module"), (Path("/x.config"),))
+    frags = inputs.fragments_for(arches.get("arm64"), variants.get("module"), (Path("/x.config"),))
     assert frags == [CONFIGS_DIR / "base.config", CONFIGS_DIR / "arch-arm64.config",
                      CONFIGS_DIR / "variant-module.config", Path("/x.config")]
     assert all(f.exists() for f in frags[:3])
@@ -45,28 +46,28 @@ def test_steps_are_kbuild_quiet_lines_only() -> None:
     log = (b"$ make -j3 bzImage\n  SYNC    include/config/auto.conf\n  CC      kernel/fork.o\n"
            b"  CC      kernel/exit.o\nkernel/fork.c:1: warning: something\n  LD      vmlinux\n"
            b"    indented continuation\n")
-    assert build.count_steps(log) == 4
+    assert steps.count_steps(log) == 4
 
 
 def test_progress_line_estimates_what_is_left_from_the_previous_count() -> None:
-    line = build.progress_line("make", 500, 2000, 300.0)
+    line = steps.progress_line("make", 500, 2000, 300.0)
     assert line == "make 500/2000 steps (25%), 5m00s elapsed, ~15m00s left"
-    assert build.progress_line("make", 2100, 2000, 60.0).endswith("(99%), 1m00s elapsed, ~0s left")
-    assert build.progress_line("make", 7, None, 42.0) == "make 7 steps, 42s elapsed"
+    assert steps.progress_line("make", 2100, 2000, 60.0).endswith("(99%), 1m00s elapsed, ~0s left")
+    assert steps.progress_line("make", 7, None, 42.0) == "make 7 steps, 42s elapsed"
 
 
 def test_step_counts_are_remembered_per_arch_and_flavor(tmp_path: Path) -> None:
     x86 = arches.get("x86_64")
-    assert build.expected_steps(tmp_path, x86) == x86.cold_build_steps  # nothing counted yet
-    build.remember_steps(tmp_path, x86, 2001)
-    build.remember_steps(tmp_path, arches.get("arm64"), 1700)
-    assert build.expected_steps(tmp_path, x86) == 2001
-    assert build.expected_steps(tmp_path, x86, "debug") is None  # never a plain count
-    build.remember_steps(tmp_path, x86, 2600, "debug")
-    assert build.expected_steps(tmp_path, x86, "debug") == 2600
-    assert build.expected_steps(tmp_path, x86) == 2001
-    (tmp_path / build.STEPS_FILE).write_text("not json")
-    assert build.expected_steps(tmp_path, x86) == x86.cold_build_steps
+    assert steps.expected_steps(tmp_path, x86) == x86.cold_build_steps  # nothing counted yet
+    steps.remember_steps(tmp_path, x86, 2001)
+    steps.remember_steps(tmp_path, arches.get("arm64"), 1700)
+    assert steps.expected_steps(tmp_path, x86) == 2001
+    assert steps.expected_steps(tmp_path, x86, "debug") is None  # never a plain count
+    steps.remember_steps(tmp_path, x86, 2600, "debug")
+    assert steps.expected_steps(tmp_path, x86, "debug") == 2600
+    assert steps.expected_steps(tmp_path, x86) == 2001
+    (tmp_path / steps.STEPS_FILE).write_text("not json")
+    assert steps.expected_steps(tmp_path, x86) == x86.cold_build_steps
 
 
 def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> N
     from kheaders_suite.errors import BuildFailed
 
     pidfile = tmp_path / "child.pid"
-    runner = build._Runner(tmp_path / "log", {}, lambda m: None, "t", timeout=1.0)
+    runner = make.Runner(tmp_path / "log", {}, lambda m: None, "t", timeout=1.0)
     script = f"sleep 60 & echo $! > {pidfile}; wait"
     with pytest.raises(BuildFailed, match="exceeded 1s"):
         runner.run(("sh", "-c", script))
@@ -107,7 +108,7 @@ def _key(tmp_path: Path, fragment_text: str, version: KernelVersion) -> str:
     frag.write_text(fragment_text)
     src = KernelSource(tmp_path, version, "fake", "fake")
     opts = build.BuildOptions(cache_dir=tmp_path, extra_fragments=(frag,))
-    return build.build_key(build.key_inputs(src, arches.get("x86_64"), variants.get("sysfs"),
+    return inputs.build_key(build.key_inputs(src, arches.get("x86_64"), variants.get("sysfs"),
                                             opts))
 
 
@@ -129,8 +130,8 @@ def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
     and a workspace of its own (sharing one would rebuild the whole kernel at every switch)."""
     arch, variant = arches.get("x86_64"), variants.get("module")
     extra = (Path("/x.config"),)
-    plain = build.fragments_for(arch, variant, extra)
-    debug = build.fragments_for(arch, variant, extra, "debug")
+    plain = inputs.fragments_for(arch, variant, extra)
+    debug = inputs.fragments_for(arch, variant, extra, "debug")
     assert debug == [*plain[:-1], CONFIGS_DIR / "flavor-debug.config", plain[-1]]
     src = KernelSource(tmp_path, KernelVersion(7, 3, 4), "fake", "fake")
 
@@ -140,7 +141,7 @@ def test_the_debug_flavor_adds_its_fragment_its_key_and_its_own_object_tree(
 
     assert not any("flavor" in k for k in parts("plain"))
     assert "fragment:flavor-debug.config" in parts("debug")
-    assert build.build_key(parts("debug")) != build.build_key(parts("plain"))
+    assert inputs.build_key(parts("debug")) != inputs.build_key(parts("plain"))
     ws = {f: build.workspace(build.BuildOptions(cache_dir=tmp_path, flavor=f), src, arch)
           for f in ("plain", "debug")}
     assert ws["debug"] == ws["plain"].with_name(f"{ws['plain'].name}-debug")

@@ -37,6 +37,7 @@ from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
 from kheaders_suite.patchci import cli
 from kheaders_suite.patchci.render import JSON_NAME, MARKDOWN_NAME
 from kheaders_suite.patchci.run import Job, side_paths
+from kheaders_suite.records import target_id
 
 TEMPLATES = REPO_ROOT / "ci" / "templates"
 GITHUB = TEMPLATES / "github-actions.yml"
@@ -135,7 +136,7 @@ def ci_call_problems(found: Sequence[tuple[str, Call]], combo: Combo) -> list[st
             problems.append(f"{job}: {CI_PROGRAM} {shlex.join(call.argv)}: {exc}")
             continue
         if job == MATRIX_JOB and (args.arch, args.variant) != combo:
-            problems.append(f"{job} as {'-'.join(combo)}: --arch {args.arch} --variant "
+            problems.append(f"{job} as {target_id(*combo)}: --arch {args.arch} --variant "
                             f"{args.variant}, not the matrix's")
     return problems
 
@@ -145,12 +146,12 @@ def matrix_problems(combos: Sequence[dict[str, Any]], keys: tuple[str, str]) -> 
     if any(set(c) != set(keys) for c in combos):
         return [f"matrix variables {sorted({k for c in combos for k in c})}, not {list(keys)}"]
     found = [(str(c[keys[0]]), str(c[keys[1]])) for c in combos]
-    problems = [f"matrix runs {'-'.join(c)} {found.count(c)} times"
+    problems = [f"matrix runs {target_id(*c)} {found.count(c)} times"
                 for c in sorted(set(found)) if found.count(c) > 1]
     if missing := sorted(EXPECTED - set(found)):
-        problems.append(f"matrix lacks {', '.join('-'.join(c) for c in missing)}")
+        problems.append(f"matrix lacks {', '.join(target_id(*c) for c in missing)}")
     if extra := sorted(set(found) - EXPECTED):
-        problems.append(f"matrix has {', '.join('-'.join(c) for c in extra)}, which the "
+        problems.append(f"matrix has {', '.join(target_id(*c) for c in extra)}, which the "
                         "suite does not know")
     return problems
 

@@ -85,9 +85,3 @@ def test_unpack_of_a_truncated_deb_is_an_infra_error(tmp_path: Path) -> None:
     deb.write_bytes(deb.read_bytes()[:300])
     with pytest.raises(InfraError, match=r"unpacking \./usr/src/linux-source-9\.9\.tar\.xz"):
         debsrc.unpack_tarball(deb, "linux-source-9.9", tmp_path / "out")
-
-
-def test_checksum_of_a_file(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"abc")
-    assert debsrc.sha256_of(tmp_path / "f") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -29,7 +29,7 @@ from kheaders_suite.timing import (
     sweep,
 )
 from kheaders_suite.timing.stats import summarize
-from tests.test_timing import WORKLOAD_SNIPPET, _doc, _synthetic_archive
+from tests.test_timing import WORKLOAD_SNIPPET, _doc, _synthetic_archive, run_bench
 
 HAVE_LIBCLANG = any(glob.glob(g) for g in ("/usr/lib/*/libclang-*.so.1",
                                             "/usr/lib/llvm-*/lib/libclang-*.so.1"))
@@ -138,11 +138,7 @@ def test_compilebench_measures_the_in_memory_strategy(tmp_path: Path) -> None:
                              srcarch="x86", frontend=str(d / "frontend.py"))
     cfg["compilers"]["clang-bpf"][0] = "no-such-clang"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    (tmp_path / "compilebench.py").write_bytes(source("compilebench.py"))
-    out = subprocess.run((sys.executable, str(tmp_path / "compilebench.py"),
-                          str(tmp_path / "cfg.json")),
-                         capture_output=True, text=True, timeout=300, check=True)
-    raw = json.loads(out.stdout)
+    raw = run_bench(tmp_path, tmp_path / "cfg.json")
     assert raw["failures"] == [], raw["failures"]
     assert raw["environment"]["compiler_versions"]["libclang"].startswith("libclang: ")
     got = {(p["strategy"], p["n"]) for p in raw["points"] if p["compiler"] == sweep.FRONTEND}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from kheaders_suite.catalog import arches
-from kheaders_suite.catalog.paths import default_cache_dir
+from kheaders_suite.catalog.paths import build_entry, default_cache_dir
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.verify import read_archive
 from tests.conftest import BROKEN_KEY, PoisonedCache
@@ -25,7 +25,8 @@ def test_the_cache_is_the_poisoned_one(poisoned_cache: PoisonedCache) -> None:
                            check=True, timeout=60)
     assert Path(child.stdout.strip()) == cache
     found = sorted((cache / "builds").glob("*/build.json"))
-    assert {p.parent.name for p in found} == {f"{a}-sysfs-{BROKEN_KEY}" for a in arches.names()}
+    assert {p.parent for p in found} == {build_entry(cache, a, "sysfs", BROKEN_KEY)
+                                         for a in arches.names()}
     for record in found:
         build = KernelBuild.from_json(record.read_text())
         assert build.archive is not None

@@ -143,7 +143,8 @@ def test_help_documents_the_series_and_the_exit_status(
 
 # --- recorded sides to reports ------------------------------------------------------------------
 
-def recorded_side(out: Path, side: str, recorded: str, status: str = sides.OK,
+def recorded_side(out: Path, side: str, recorded: str,
+                  status: sides.SideStatus = sides.SideStatus.OK,
                   message: str = "") -> runs.SideRun:
     """A side as run_side leaves it, its junit.xml and results.json from tests/data."""
     paths = runs.side_paths(out, side, X86_SYSFS)
@@ -169,7 +170,8 @@ def test_recorded_sides_make_the_job_and_merged_reports(tmp_path: Path) -> None:
 
 
 def test_a_base_that_did_not_build_blames_nothing(tmp_path: Path) -> None:
-    done = {"base": {X86_SYSFS: recorded_side(tmp_path, "base", "base", sides.BUILD_FAILED,
+    failed = sides.SideStatus.BUILD_FAILED
+    done = {"base": {X86_SYSFS: recorded_side(tmp_path, "base", "base", failed,
                                               "make failed (exit 2)")},
             "patched": {X86_SYSFS: recorded_side(tmp_path, "patched", "patched")}}
     report = cli.write_reports(done, [X86_SYSFS], INFO, tmp_path)

@@ -17,15 +17,8 @@ import pytest
 
 from kheaders_suite.patchci import compare, side
 from kheaders_suite.patchci.archive import ConfigChange
-from kheaders_suite.patchci.compare import (
-    BASE_BROKEN,
-    CLEAN,
-    INFRA_ERROR,
-    REGRESSION,
-    Divergence,
-    Finding,
-)
-from kheaders_suite.patchci.side import ERROR, FAIL, PASS, SideResult
+from kheaders_suite.patchci.compare import CiVerdict, Divergence, Finding
+from kheaders_suite.patchci.side import Outcome, SideResult, SideStatus
 from tests.test_patchci_archive import (
     BASE_CONFIG,
     BASE_FILES,
@@ -82,29 +75,31 @@ def job(tmp_path: Path) -> compare.JobReport:
 
 def test_pass_to_fail_is_a_regression(job: compare.JobReport) -> None:
     assert job.regressions == (Finding(
-        "test", IDENTITY, PASS, FAIL,
+        "test", IDENTITY, Outcome.PASS, Outcome.FAIL,
         "AssertionError: archive lacks arch/x86/include/asm/page.h (and 431 more under "
         "arch/x86/include/)"),)
-    assert job.verdict == REGRESSION
+    assert job.verdict == CiVerdict.REGRESSION
     assert compare.EXIT_STATUS[job.verdict] == 1
 
 
 def test_fail_to_pass_is_a_fix(job: compare.JobReport) -> None:
-    assert [(f.name, f.base, f.patched) for f in job.fixes] == [(CONTENT, FAIL, PASS)]
+    assert [(f.name, f.base, f.patched) for f in job.fixes] == [
+        (CONTENT, Outcome.FAIL, Outcome.PASS)]
 
 
 def test_patched_error_is_an_infra_error_never_a_regression(job: compare.JobReport) -> None:
-    assert [(f.name, f.base, f.patched) for f in job.infra] == [(MEMBER_LIST, PASS, ERROR)]
+    assert [(f.name, f.base, f.patched) for f in job.infra] == [
+        (MEMBER_LIST, Outcome.PASS, Outcome.ERROR)]
     assert MEMBER_LIST not in {f.name for f in job.regressions}
 
 
 def test_infra_error_alone_gives_infra_verdict(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base")
     tests = dict(base.tests)
-    tests[MEMBER_LIST] = side.TestCase(MEMBER_LIST, ERROR, "failed on setup with VMLost")
+    tests[MEMBER_LIST] = side.TestCase(MEMBER_LIST, Outcome.ERROR, "failed on setup with VMLost")
     job = compare.compare_job(base, replace(base, tests=tests))
     assert job.regressions == ()
-    assert job.verdict == INFRA_ERROR
+    assert job.verdict == CiVerdict.INFRA_ERROR
     assert compare.EXIT_STATUS[job.verdict] == 2
 
 
@@ -120,40 +115,40 @@ def test_skips_are_neutral_and_new_and_removed_are_listed(job: compare.JobReport
 def test_identical_sides_are_clean(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base")
     job = compare.compare_job(base, base)
-    assert job.verdict == CLEAN
+    assert job.verdict == CiVerdict.CLEAN
     assert job.archive is not None
     assert job.archive.unchanged
     assert [v.status for v in job.timing] == ["ok"] * len(job.timing)
     assert len(job.timing) == 7  # extraction + 6 points
 
 
-@pytest.mark.parametrize(("status", "kind"), [(side.BUILD_FAILED, "build"),
-                                            (side.BOOT_FAILED, "boot")])
-def test_base_that_failed_to_build_or_boot_blames_nothing(tmp_path: Path, status: str,
+@pytest.mark.parametrize(("status", "kind"), [(SideStatus.BUILD_FAILED, "build"),
+                                            (SideStatus.BOOT_FAILED, "boot")])
+def test_base_that_failed_to_build_or_boot_blames_nothing(tmp_path: Path, status: SideStatus,
                                                          kind: str) -> None:
     base = replace(recorded(tmp_path, "base"), status=status, message="base went wrong",
                    tests={})
     patched = replace(recorded(tmp_path, "patched"), timing=(timing_doc(
         slower_extract_once_n4),))
     job = compare.compare_job(base, patched)
-    assert job.verdict == BASE_BROKEN
+    assert job.verdict == CiVerdict.BASE_BROKEN
     assert compare.EXIT_STATUS[job.verdict] == 2
     assert (job.regressions, job.fixes, job.timing) == ((), (), ())
     assert [(f.kind, f.message) for f in job.base_problems] == [(kind, "base went wrong")]
 
 
 def test_broken_base_blames_no_patched_build_failure(tmp_path: Path) -> None:
-    base = replace(recorded(tmp_path, "base"), status=side.BOOT_FAILED, tests={})
-    patched = side.load_side("x86_64", "sysfs", status=side.BUILD_FAILED, message="error")
+    base = replace(recorded(tmp_path, "base"), status=SideStatus.BOOT_FAILED, tests={})
+    patched = side.load_side("x86_64", "sysfs", status=SideStatus.BUILD_FAILED, message="error")
     job = compare.compare_job(base, patched)
-    assert (job.verdict, job.regressions) == (BASE_BROKEN, ())
+    assert (job.verdict, job.regressions) == (CiVerdict.BASE_BROKEN, ())
 
 
 def test_base_with_an_error_is_broken(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base", junit_dir="base-error")
     job = compare.compare_job(base, recorded(tmp_path, "patched"))
-    assert job.verdict == BASE_BROKEN
-    assert [(f.name, f.base) for f in job.base_problems] == [(IDENTITY, ERROR)]
+    assert job.verdict == CiVerdict.BASE_BROKEN
+    assert [(f.name, f.base) for f in job.base_problems] == [(IDENTITY, Outcome.ERROR)]
     assert "GuestTimeout" in job.base_problems[0].message
     assert job.regressions == ()
     assert job.archive is not None  # still shown, for information
@@ -161,30 +156,32 @@ def test_base_with_an_error_is_broken(tmp_path: Path) -> None:
 
 def test_base_without_results_is_broken(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base", junit_dir="nowhere")
-    assert base.status == side.NO_RESULTS
-    assert compare.compare_job(base, recorded(tmp_path, "patched")).verdict == BASE_BROKEN
+    assert base.status == SideStatus.NO_RESULTS
+    assert compare.compare_job(base, recorded(tmp_path, "patched")).verdict == CiVerdict.BASE_BROKEN
 
 
 def test_patched_build_failure_is_a_regression(tmp_path: Path) -> None:
-    patched = side.load_side("x86_64", "sysfs", status=side.BUILD_FAILED,
+    patched = side.load_side("x86_64", "sysfs", status=SideStatus.BUILD_FAILED,
                              message="include/linux/sched.h:5: error: expected ';'")
     job = compare.compare_job(recorded(tmp_path, "base"), patched)
-    assert job.verdict == REGRESSION
-    assert job.regressions == (Finding("build", "build", side.OK, side.BUILD_FAILED,
+    assert job.verdict == CiVerdict.REGRESSION
+    assert job.regressions == (Finding("build", "build", SideStatus.OK, SideStatus.BUILD_FAILED,
                                        "include/linux/sched.h:5: error: expected ';'"),)
     assert job.removed == ()  # the tests did not run: not 9 "removed" tests
     assert job.archive is None
 
 
-@pytest.mark.parametrize(("status", "junit"), [(side.BOOT_FAILED, None), (side.OK, "nowhere")])
-def test_patched_boot_failure_or_no_results_is_infra(tmp_path: Path, status: str,
+@pytest.mark.parametrize(("status", "junit"), [(SideStatus.BOOT_FAILED, None),
+                                             (SideStatus.OK, "nowhere")])
+def test_patched_boot_failure_or_no_results_is_infra(tmp_path: Path, status: SideStatus,
                                                      junit: str | None) -> None:
     patched = side.load_side("x86_64", "sysfs", status=status, message="VM lost",
                              junit=tmp_path / junit if junit else None)
     job = compare.compare_job(recorded(tmp_path, "base"), patched)
-    assert job.verdict == INFRA_ERROR
+    assert job.verdict == CiVerdict.INFRA_ERROR
     assert job.regressions == ()
-    assert [f.kind for f in job.infra] == ["boot" if status == side.BOOT_FAILED else "results"]
+    want = "boot" if status == SideStatus.BOOT_FAILED else "results"
+    assert [f.kind for f in job.infra] == [want]
 
 
 def test_unreadable_patched_archive_is_infra_and_base_one_breaks_base(tmp_path: Path) -> None:
@@ -192,8 +189,8 @@ def test_unreadable_patched_archive_is_infra_and_base_one_breaks_base(tmp_path: 
     bad = tmp_path / "bad.tar.xz"
     bad.write_bytes(b"garbage")
     job = compare.compare_job(base, replace(patched, archive=bad))
-    assert (job.verdict, [f.kind for f in job.infra]) == (INFRA_ERROR, ["archive"])
-    assert compare.compare_job(replace(base, archive=bad), patched).verdict == BASE_BROKEN
+    assert (job.verdict, [f.kind for f in job.infra]) == (CiVerdict.INFRA_ERROR, ["archive"])
+    assert compare.compare_job(replace(base, archive=bad), patched).verdict == CiVerdict.BASE_BROKEN
 
 
 def test_archive_and_config_changes_are_in_the_job(job: compare.JobReport) -> None:
@@ -209,7 +206,7 @@ def test_timing_slowdown_beyond_noise_is_a_regression(tmp_path: Path) -> None:
     job = compare.compare_job(base, slow)
     assert [v.key for v in job.timing_regressions] == ["x86_64-sysfs gcc extract-once N=4"]
     assert job.timing_regressions[0].change == pytest.approx(0.25)
-    assert job.verdict == REGRESSION
+    assert job.verdict == CiVerdict.REGRESSION
 
 
 def test_timing_shift_within_noise_is_not_flagged(tmp_path: Path) -> None:
@@ -220,7 +217,7 @@ def test_timing_shift_within_noise_is_not_flagged(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base")
     job = compare.compare_job(base, replace(base, timing=(timing_doc(scale),)))
     assert job.timing_regressions == ()
-    assert job.verdict == CLEAN
+    assert job.verdict == CiVerdict.CLEAN
     pre = next(v for v in job.timing if "pre-installed" in v.key)
     assert pre.status == "ok"
     assert pre.change == pytest.approx(0.08)
@@ -275,12 +272,12 @@ def test_arch_is_taken_out_of_the_parameter(nodeid: str,
 
 
 @pytest.mark.parametrize(("verdicts", "want"), [
-    ([CLEAN, CLEAN], CLEAN),
-    ([CLEAN, INFRA_ERROR], INFRA_ERROR),
-    ([INFRA_ERROR, BASE_BROKEN], BASE_BROKEN),
-    ([BASE_BROKEN, REGRESSION, INFRA_ERROR], REGRESSION),
-    ([], CLEAN),
+    ([CiVerdict.CLEAN, CiVerdict.CLEAN], CiVerdict.CLEAN),
+    ([CiVerdict.CLEAN, CiVerdict.INFRA_ERROR], CiVerdict.INFRA_ERROR),
+    ([CiVerdict.INFRA_ERROR, CiVerdict.BASE_BROKEN], CiVerdict.BASE_BROKEN),
+    ([CiVerdict.BASE_BROKEN, CiVerdict.REGRESSION, CiVerdict.INFRA_ERROR], CiVerdict.REGRESSION),
+    ([], CiVerdict.CLEAN),
 ])
-def test_report_verdict_and_exit_status(verdicts: list[str], want: str) -> None:
+def test_report_verdict_and_exit_status(verdicts: list[str], want: CiVerdict) -> None:
     assert compare.report_verdict(verdicts) == want
-    assert compare.EXIT_STATUS[want] == {CLEAN: 0, REGRESSION: 1}.get(want, 2)
+    assert compare.EXIT_STATUS[want] == {CiVerdict.CLEAN: 0, CiVerdict.REGRESSION: 1}.get(want, 2)

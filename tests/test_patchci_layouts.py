@@ -217,7 +217,7 @@ def test_compare_job_carries_layouts_without_changing_the_verdict(tmp_path: Path
     assert [c.name for c in job.layouts.changes] == ["task_struct"]
     unmeasured = moved_job(tmp_path / "none", probe=None)
     assert unmeasured.layouts is None
-    assert job.verdict == unmeasured.verdict == compare.REGRESSION
+    assert job.verdict == unmeasured.verdict == compare.CiVerdict.REGRESSION
     assert job.regressions == unmeasured.regressions
     same = recorded(tmp_path / "same", "base")
     assert compare.compare_job(same, same, layout_probe=PROBE).layouts is None  # same headers

@@ -15,10 +15,11 @@ import pytest
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 from kcidb_io.schema import LATEST  # type: ignore[import-untyped]
 
-from kheaders_suite.patchci import compare, document, kcidb, merge, render, side
+from kheaders_suite.patchci import compare, document, kcidb, merge, render
 from kheaders_suite.patchci.compare import JobReport
 from kheaders_suite.patchci.document import ReportDoc, RunInfo
-from kheaders_suite.patchci.side import SideResult
+from kheaders_suite.patchci.side import SideResult, SideStatus
+from kheaders_suite.records import target_id
 from tests.test_patchci_compare import (
     IDENTITY,
     MEMBER_LIST,
@@ -36,7 +37,7 @@ RUN = RunInfo(run_id="gh-4242-1", tree_name="mainline",
 
 def as_variant(s: SideResult, variant: str) -> SideResult:
     """The same side as another variant: node ids follow the target."""
-    old, new = f"[{s.arch}-{s.variant}]", f"[{s.arch}-{variant}]"
+    old, new = f"[{target_id(s.arch, s.variant)}]", f"[{target_id(s.arch, variant)}]"
     tests = {k.replace(old, new): replace(t, nodeid=t.nodeid.replace(old, new))
              for k, t in s.tests.items()}
     return replace(s, variant=variant, tests=tests, timing=())
@@ -60,7 +61,7 @@ def matrix(tmp_path: Path) -> list[JobReport]:
     """Four jobs: x86_64-sysfs and arm64-sysfs regressed, x86_64-module clean, arm64-module's
     base did not build."""
     x86_base, arm_base = recorded(tmp_path, "base"), recorded(tmp_path, "base", arch="arm64")
-    broken = replace(as_variant(arm_base, "module"), status=side.BUILD_FAILED,
+    broken = replace(as_variant(arm_base, "module"), status=SideStatus.BUILD_FAILED,
                      message="gcc-aarch64-linux-gnu: not found", tests={})
     return [
         x86_job(tmp_path),
@@ -360,7 +361,7 @@ def test_merge_joins_matrix_jobs_into_one_report(tmp_path: Path,
 def test_merge_status_is_the_combined_verdict(tmp_path: Path) -> None:
     base = recorded(tmp_path, "base")
     clean = compare.compare_job(base, base)
-    broken = compare.compare_job(replace(as_variant(base, "proc"), status=side.BOOT_FAILED),
+    broken = compare.compare_job(replace(as_variant(base, "proc"), status=SideStatus.BOOT_FAILED),
                                  as_variant(base, "proc"))
     assert merge.main([str(tmp_path / "a"), *map(str, write_jobs(tmp_path / "a", [clean]))]) == 0
     files = write_jobs(tmp_path / "b", [clean, broken])

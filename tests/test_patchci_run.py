@@ -135,19 +135,19 @@ def fake_build(cache: Path) -> Path:
 @pytest.mark.parametrize(("built", "cases", "booted", "expected"), [
     # no build, and the tests ERRORed on it: the build failed
     (None, (case("a", BUILD_ERROR), case("b", BUILD_ERROR)), False,
-     (sides.BUILD_FAILED, 'failed on setup with "kheaders_suite.errors.BuildFailed: '
+     (sides.SideStatus.BUILD_FAILED, 'failed on setup with "kheaders_suite.errors.BuildFailed: '
                           'x86_64-sysfs: make failed (exit 2)"')),
     # built, every test that ran ERRORed, no boot record: the boot failed
     (True, (case("a", VM_ERROR), case("b", VM_ERROR), case("c", SKIPPED)), False,
-     (sides.BOOT_FAILED, 'failed on setup with "kheaders_suite.errors.VMLost: '
+     (sides.SideStatus.BOOT_FAILED, 'failed on setup with "kheaders_suite.errors.VMLost: '
                          'no SSH after 300 s"')),
     # the guest came up (boot record), then the tests ERRORed: ok, the ERRORs are the finding
-    (True, (case("a", VM_ERROR),), True, (sides.OK, "")),
-    (True, (case("a"), case("b", FAILED)), True, (sides.OK, "")),
+    (True, (case("a", VM_ERROR),), True, (sides.SideStatus.OK, "")),
+    (True, (case("a"), case("b", FAILED)), True, (sides.SideStatus.OK, "")),
     # a carried variant patch that does not fit: the suite's fault, never the series' build
-    (False, (case("a", PATCH_ERROR),), False, (sides.OK, "")),
+    (False, (case("a", PATCH_ERROR),), False, (sides.SideStatus.OK, "")),
     # pytest left no JUnit file: nothing to say here (the loader makes it "no-results")
-    (False, None, False, (sides.OK, "")),
+    (False, None, False, (sides.SideStatus.OK, "")),
 ])
 def test_side_status(tmp_path: Path, built: bool | None, cases: tuple[str, ...] | None,
                      booted: bool, expected: tuple[str, str]) -> None:
@@ -166,8 +166,8 @@ def test_a_side_is_read_from_its_own_copies(tmp_path: Path) -> None:
     assert (archive, config) == (paths.archive, paths.config)
     shutil.rmtree(build)  # a later build of the key may replace the cache's files
     assert paths.archive.read_bytes() == b"not really xz"
-    loaded = run.SideRun(X86_SYSFS, sides.OK, "", paths, archive, config).load()
-    assert loaded.status == sides.NO_RESULTS  # pytest wrote no junit.xml here
+    loaded = run.SideRun(X86_SYSFS, sides.SideStatus.OK, "", paths, archive, config).load()
+    assert loaded.status == sides.SideStatus.NO_RESULTS  # pytest wrote no junit.xml here
     assert (loaded.archive, loaded.config) == (paths.archive, paths.config)
     assert run.copy_outputs(None, paths) == (None, None)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.patchci import side
-from kheaders_suite.patchci.side import ERROR, FAIL, PASS, SKIP, TestCase
+from kheaders_suite.patchci.side import Outcome, TestCase
 
 DATA = Path(__file__).parent / "data" / "patchci"
 X86 = DATA / "x86_64-sysfs"
@@ -32,14 +32,14 @@ def test_node_id_rebuilt_from_classname_and_name(classname: str, name: str, file
 def test_junit_outcomes_keep_error_apart_from_failure() -> None:
     tests = side.parse_junit((X86 / "patched" / "junit.xml").read_text())
     assert tests[IDENTITY] == TestCase(
-        IDENTITY, FAIL,
+        IDENTITY, Outcome.FAIL,
         "AssertionError: archive lacks arch/x86/include/asm/page.h (and 431 more under "
         "arch/x86/include/)")
     member_list = tests["vmtests/test_archive.py::test_member_list[x86_64-sysfs]"]
-    assert member_list.outcome == ERROR
+    assert member_list.outcome == Outcome.ERROR
     assert member_list.message.startswith('failed on setup with "kheaders_suite.errors.VMLost')
-    assert tests["vmtests/test_archive.py::test_layouts[x86_64-sysfs]"].outcome == SKIP
-    assert tests["vmtests/test_tamper_catalogue.py::test_catalogue"].outcome == PASS
+    assert tests["vmtests/test_archive.py::test_layouts[x86_64-sysfs]"].outcome == Outcome.SKIP
+    assert tests["vmtests/test_tamper_catalogue.py::test_catalogue"].outcome == Outcome.PASS
     assert len(tests) == 9
 
 
@@ -55,9 +55,9 @@ def test_failed_call_with_teardown_error_counts_as_failed() -> None:
       <testcase classname="t" name="test_c"><skipped type="pytest.xfail" message="known"/>
       </testcase></testsuite></testsuites>"""
     tests = side.parse_junit(xml)
-    assert tests["t.py::test_a"] == TestCase("t.py::test_a", FAIL, "assert 1 == 2")
-    assert tests["t.py::test_b"].outcome == ERROR
-    assert tests["t.py::test_c"] == TestCase("t.py::test_c", SKIP, "known")
+    assert tests["t.py::test_a"] == TestCase("t.py::test_a", Outcome.FAIL, "assert 1 == 2")
+    assert tests["t.py::test_b"].outcome == Outcome.ERROR
+    assert tests["t.py::test_c"] == TestCase("t.py::test_c", Outcome.SKIP, "known")
 
 
 def test_message_falls_back_to_first_line_of_text() -> None:
@@ -69,7 +69,7 @@ def test_message_falls_back_to_first_line_of_text() -> None:
 def test_loader_reads_recorded_side_and_follows_timing_record() -> None:
     s = side.load_side("x86_64", "sysfs", junit=X86 / "base" / "junit.xml",
                        results_json=X86 / "base" / "results.json")
-    assert s.status == side.OK
+    assert s.status == side.SideStatus.OK
     assert len(s.tests) == 9
     assert [r["kind"] for r in s.records] == ["boot", "verify", "verify", "timing"]
     assert len(s.timing) == 1
@@ -79,16 +79,16 @@ def test_loader_reads_recorded_side_and_follows_timing_record() -> None:
 
 def test_missing_junit_on_an_ok_side_is_no_results(tmp_path: Path) -> None:
     s = side.load_side("x86_64", "sysfs", junit=tmp_path / "junit.xml")
-    assert s.status == side.NO_RESULTS
+    assert s.status == side.SideStatus.NO_RESULTS
     assert "junit.xml unreadable" in s.message
     assert s.tests == {}
 
 
 def test_missing_junit_after_failed_build_keeps_build_status(tmp_path: Path) -> None:
-    s = side.load_side("x86_64", "sysfs", status=side.BUILD_FAILED,
+    s = side.load_side("x86_64", "sysfs", status=side.SideStatus.BUILD_FAILED,
                        message="make: *** [vmlinux] Error 2", junit=tmp_path / "junit.xml",
                        archive=tmp_path / "none.tar.xz", config=None)
-    assert (s.status, s.message) == (side.BUILD_FAILED, "make: *** [vmlinux] Error 2")
+    assert (s.status, s.message) == (side.SideStatus.BUILD_FAILED, "make: *** [vmlinux] Error 2")
     assert s.archive is None
     assert any("none.tar.xz does not exist" in n for n in s.notes)
 
@@ -98,7 +98,7 @@ def test_garbage_junit_and_results_become_notes_not_exceptions(tmp_path: Path) -
     junit.write_text("<testsuite><testcase")
     results.write_text("{not json")
     s = side.load_side("arm64", "proc", junit=junit, results_json=results)
-    assert s.status == side.NO_RESULTS
+    assert s.status == side.SideStatus.NO_RESULTS
     assert "not XML" in s.message
     assert len(s.notes) == 1
     assert "results.json unreadable" in s.notes[0]
@@ -113,8 +113,9 @@ def test_invalid_timing_document_is_noted_and_skipped(tmp_path: Path) -> None:
 
 
 def test_unknown_status_is_refused() -> None:
+    """mypy refuses a status that is no SideStatus; so does load_side, for unchecked callers."""
     with pytest.raises(ValueError, match="expected one of ok, build-failed"):
-        side.load_side("x86_64", "sysfs", status="exploded")
+        side.load_side("x86_64", "sysfs", status="exploded")  # type: ignore[arg-type]
 
 
 def test_build_outputs_from_build_json_and_fallback(tmp_path: Path) -> None:
@@ -142,9 +143,9 @@ def test_a_kernel_report_in_a_fixture_is_the_kernels_fail_and_harness_errors_sta
         message="infrastructure: VMLost: VM lost (x86_64-proc)">z</error></testcase>
       </testsuite></testsuites>"""
     tests = side.parse_junit(xml)
-    assert tests["t.py::test_a"].outcome == FAIL
+    assert tests["t.py::test_a"].outcome == Outcome.FAIL
     assert tests["t.py::test_a"].message.startswith("failed on setup with")
-    assert tests["t.py::test_b"].outcome == ERROR
+    assert tests["t.py::test_b"].outcome == Outcome.ERROR
 
 
 def test_the_kernels_reports_are_read_from_failures_and_errors() -> None:
@@ -157,7 +158,7 @@ def test_the_kernels_reports_are_read_from_failures_and_errors() -> None:
     assert [r.splitlines()[0] for r in release.kernel] == [
         "WARNING: CPU: 1 PID: 212 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60"]
     assert release.kernel[0].endswith("---[ end trace 0000000000000000 ]---")
-    assert (unload.outcome, [r.splitlines()[0] for r in unload.kernel]) == (FAIL, [
+    assert (unload.outcome, [r.splitlines()[0] for r in unload.kernel]) == (Outcome.FAIL, [
         "WARNING: CPU: 0 PID: 187 at kernel/kheaders.c:52 ikheaders_read+0x3c/0x60",
         "BUG: sleeping function called from invalid context at kernel/module/main.c:3047"])
     assert unload.kernel[1].endswith("</TASK>")

@@ -3,7 +3,11 @@ with the log's tail on failure, and nothing of the command's process group left 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +68,15 @@ def group_script(pidfile: Path) -> tuple[str, ...]:
     return ("sh", "-c", 'sleep 60 & echo $! > "$0"; wait', str(pidfile))
 
 
+def started_child(pidfile: Path) -> str:
+    """The pid group_script's child wrote, once it is there (10 s at the most)."""
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.1)
+    return pidfile.read_text().strip()
+
+
 def interrupt_when_started(pidfile: Path) -> proc.Tick:
     def tick(output: proc.Output, elapsed: float) -> None:
         if pidfile.exists() and pidfile.read_text().strip():
@@ -108,22 +121,13 @@ def test_a_failed_captured_command_quotes_the_end_of_its_stderr() -> None:
 def test_a_killed_runner_leaves_no_compiler_behind(tmp_path: Path) -> None:
     """An xdist worker killed mid-build (SIGKILL: no finally runs): the guardian, tied to the
     runner by a parent-death signal, kills the command's whole group."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     pidfile, log = tmp_path / "child.pid", tmp_path / "log"
     runner = subprocess.Popen((sys.executable, "-c", (
         "import sys; from pathlib import Path; from kheaders_suite.host import proc; "
         "from kheaders_suite.errors import InfraError; "
         f"proc.run_logged({group_script(pidfile)!r}, Path({str(log)!r}), what='make', "
         "error=InfraError, timeout=60.0)")))
-    for _ in range(100):
-        if pidfile.exists() and pidfile.read_text().strip():
-            break
-        time.sleep(0.1)
-    child = pidfile.read_text().strip()
+    child = started_child(pidfile)
     time.sleep(0.5)  # the guardian has started (setpriv execs it before the runner waits)
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
@@ -168,3 +172,14 @@ def test_a_full_disk_is_named_when_other_jobs_wrote_the_last_lines(tmp_path: Pat
         proc.run_logged(("sh", "-c", script), tmp_path / "log", what="make", error=StepFailed,
                         timeout=10.0, tail_lines=25)
     assert "closing dependency file" not in str(failed.value)
+
+
+def test_ending_a_group_kills_its_children_and_reaps_a_text_mode_command(tmp_path: Path) -> None:
+    """end_group serves the byte-mode commands here and patchci's text-mode pytest alike."""
+    pidfile = tmp_path / "child.pid"
+    with subprocess.Popen(group_script(pidfile), stdout=subprocess.PIPE, text=True,
+                          start_new_session=True) as child:
+        grandchild = started_child(pidfile)
+        proc.end_group(child)
+    assert child.returncode == -signal.SIGKILL
+    assert not running(grandchild)

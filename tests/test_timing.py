@@ -10,13 +10,13 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
 
 import pytest
 
 from kheaders_suite.errors import UserError
-from kheaders_suite.inguest import source
+from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import (
     claims,
     compare,
@@ -297,6 +297,33 @@ int pid_of(struct pt_regs *ctx, struct task_struct *t) { return t->pid + (int)(c
 """
 
 
+class HostDirGuest:
+    """What runner.upload_bench asks of a guest, done in a host directory for GUEST_DIR."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _host(self, path: str) -> Path:
+        return self.root / PurePosixPath(path).relative_to(runner.GUEST_DIR)
+
+    def run(self, argv: tuple[str, ...], check: bool = False) -> None:
+        assert argv[:2] == ("mkdir", "-p"), argv
+        for directory in argv[2:]:
+            self._host(directory).mkdir(parents=True, exist_ok=True)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self._host(path).write_bytes(data)
+
+
+def run_bench(directory: Path, cfg: Path) -> Any:
+    """compilebench.py's JSON, run from ``directory`` as runner.upload_bench leaves the guest's
+    upload directory: with -S -E, only what it uploaded and the stdlib can be imported."""
+    runner.upload_bench(cast(Guest, HostDirGuest(directory)))
+    out = subprocess.run((sys.executable, "-S", "-E", str(directory / "compilebench.py"),
+                          str(cfg)), capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout)
+
+
 @pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("xz") is None,
                     reason="needs gcc and xz")
 def test_compilebench_runs_every_strategy_and_prints_raw_samples(tmp_path: Path) -> None:
@@ -311,11 +338,7 @@ def test_compilebench_runs_every_strategy_and_prints_raw_samples(tmp_path: Path)
                              srcarch="x86")
     cfg["compilers"]["clang-bpf"][0] = "no-such-clang"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    script = tmp_path / "compilebench.py"
-    script.write_bytes(source("compilebench.py"))
-    out = subprocess.run((sys.executable, str(script), str(tmp_path / "cfg.json")),
-                         capture_output=True, text=True, timeout=300, check=True)
-    raw = json.loads(out.stdout)
+    raw = run_bench(tmp_path, tmp_path / "cfg.json")
     assert raw["failures"] == []
     assert "clang-bpf" in raw["compilers_skipped"]
     assert len(raw["extraction"]["samples"]) == 2

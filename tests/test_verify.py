@@ -31,7 +31,7 @@ from kheaders_suite.verify import (
 )
 from kheaders_suite.verify.archive import Member
 from kheaders_suite.verify.btf import parse_btf
-from kheaders_suite.verify.generated import autoconf_defines
+from kheaders_suite.verify.generated import autoconf_defines, uts_release
 from kheaders_suite.verify.layout import StructLayout
 from kheaders_suite.verify.metadata import first_difference, tar_sort_key
 from kheaders_suite.verify.probe import bcc_include_flags
@@ -358,6 +358,16 @@ def test_release(good: SyntheticBuild) -> None:
     release(good.archive, good.release + "\n").require()
     other = release(good.archive, "6.12.0-other")
     assert other.summary == "archive is for '6.12.0-synthetic', guest runs '6.12.0-other'"
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    (b'/* x */\n#define UTS_RELEASE "6.12.117-dirty"\n', "6.12.117-dirty"),
+    (b'#define  UTS_RELEASE\t""\n', ""),
+    (b'#define UTS_VERSION "#1"\n', None),
+    (b'// #define UTS_RELEASE "6.1"\n', None),
+])
+def test_uts_release_reads_the_define(text: bytes, want: str | None) -> None:
+    assert uts_release(text) == want
 
 
 def test_generated_headers_missing(good: SyntheticBuild) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.build.kernel import BUILD_TIMESTAMP
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.steps import archive_present
@@ -47,7 +47,7 @@ def archive_results(guest: Guest, guest_archive: bytes, kernel_build: KernelBuil
     uname_r = guest.run(("uname", "-r"), check=True).stdout.strip()
     results = check_archive(guest_archive, kernel_build, uname_r,
                             mtime=timestamp_epoch(BUILD_TIMESTAMP))
-    target = f"{kernel_build.arch}-{kernel_build.variant}"
+    target = target_id(kernel_build.arch, kernel_build.variant)
     for r in results:
         recorder.add("verify", target, check=r.name, ok=r.ok, summary=r.summary,
                      details=r.details[:50])
@@ -78,7 +78,7 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
     result = compare_layouts(probed, btf)
-    recorder.add("verify", f"{kernel_build.arch}-{kernel_build.variant}", check=result.name,
+    recorder.add("verify", target_id(kernel_build.arch, kernel_build.variant), check=result.name,
                  ok=result.ok, summary=result.summary, details=result.details[:50])
     assert result.ok, result.render()
 

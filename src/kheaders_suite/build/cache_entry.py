@@ -12,13 +12,13 @@ truncated image from a whole one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from kheaders_suite.host.digest import file_sha256
 from kheaders_suite.records import KernelBuild
 
 RECORD = "build.json"
@@ -34,14 +34,6 @@ def outputs(build: KernelBuild) -> Iterator[Path]:
         yield from sorted(p for p in build.modroot.rglob("*") if p.is_file())
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_atomically(path: Path, text: str) -> None:
     """``path`` holds ``text`` entirely or is left as it was (a full disk included)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -54,7 +46,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def write(build: KernelBuild) -> None:
     """Seal the entry: the sums, then the record that says it is complete."""
-    sums = {str(p.relative_to(build.dir)): sha256(p) for p in outputs(build)}
+    sums = {str(p.relative_to(build.dir)): file_sha256(p) for p in outputs(build)}
     write_atomically(build.dir / SUMS, json.dumps(sums, indent=1, sort_keys=True))
     write_atomically(build.dir / RECORD, build.to_json())
 
@@ -86,7 +78,7 @@ def _damage(out: Path) -> str | None:
         path = out / rel
         if not path.is_file():
             return f"{rel} missing"
-        if sha256(path) != digest:
+        if file_sha256(path) != digest:
             return f"{rel} differs from when it was built (truncated or corrupt)"
     return None
 

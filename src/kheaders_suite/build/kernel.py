@@ -18,36 +18,29 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from kheaders_suite import HARNESS_VERSION
 from kheaders_suite.build import cache_entry, kconfig
+from kheaders_suite.build.inputs import build_key, check_config, compiler_version, fragments_for
+from kheaders_suite.build.make import Progress, Runner, compiler_command, make_env
+from kheaders_suite.build.steps import expected_steps, remember_steps
 from kheaders_suite.catalog.arches.arch import Arch
-from kheaders_suite.catalog.flavors import FLAVORS
-from kheaders_suite.catalog.paths import CONFIGS_DIR, PATCHES_DIR, build_entry
+from kheaders_suite.catalog.paths import PATCHES_DIR, build_entry
 from kheaders_suite.catalog.variants import Variant
-from kheaders_suite.errors import BuildFailed, ConfigMismatch, SuiteError, UserError
-from kheaders_suite.host import proc, tools
+from kheaders_suite.errors import BuildFailed
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource
 
 # Fixed so that two builds of one key give the same bytes (gen_kheaders.sh uses it as the
 # archive's mtime; UTS_VERSION carries it too).
 BUILD_TIMESTAMP = "2019-04-26 00:00:00 UTC"
-BASE_FRAGMENT = "base.config"
-Progress = Callable[[str], None]
-# kbuild's quiet output: one "  CC      kernel/fork.o" line per step of the build.
-_KBUILD_STEP = re.compile(rb"^  [A-Z][A-Z0-9_]* ", re.M)
-PROGRESS_EVERY = 30.0
-STEPS_FILE = "make-steps.json"
 COLD_BUILD_LOCK = "cold-build.lock"
 
 
@@ -60,45 +53,22 @@ class BuildOptions:
     use_ccache: bool = True
     # Until 6.17 gen_kheaders.sh skips regeneration when an md5 of `ls -l` of the headers is
     # unchanged, and leaves autoconf.h out of that md5 on the theory that include/config/*
-    # stamps catch config changes; since 0e0345b77ac4 (5.13) those stamps are not *.h, so a
-    # config-only change (the variants, sharing one object tree) keeps a stale archive.
+    # stamps catch config changes; since commit 0e0345b77ac4 (5.13) those stamps are not *.h,
+    # so a config-only change (the variants, sharing one object tree) keeps a stale archive.
     # The 6.17 rewrite did not fix it (measured on 7.3.4: its make dependencies leave
     # autoconf.h out). True: delete kernel/kheaders.md5 before make (a prerequisite of the
     # archive in every version), so every build packs its own config.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
     flavor: str = "plain"  # FLAVORS: "debug" adds KASAN, lockdep, UBSAN, atomic-sleep checks
-    # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (626c54af3576) it is on
-    # gen_kheaders.sh's command line, so changing it alone regenerates the archive.
+    # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (commit 626c54af3576) it
+    # is on gen_kheaders.sh's command line, so changing it alone regenerates the archive.
     timestamp: str = BUILD_TIMESTAMP
-
-
-def fragments_for(arch: Arch, variant: Variant, extra: tuple[Path, ...] = (),
-                  flavor: str = "plain") -> list[Path]:
-    return [CONFIGS_DIR / BASE_FRAGMENT, CONFIGS_DIR / arch.fragment,
-            CONFIGS_DIR / variant.fragment, *(CONFIGS_DIR / f for f in FLAVORS[flavor]),
-            *extra]
-
-
-def build_key(parts: Mapping[str, str]) -> str:
-    """Stable hash of the named inputs (pure: same inputs, same key)."""
-    blob = json.dumps(dict(sorted(parts.items())), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
-
-
-def compiler_version(arch: Arch) -> str:
-    """The first line of the build compiler's --version (part of the key). Settings checked
-    it is there at configure time; without it (bench.py builds directly) the same message."""
-    cc = tools.compiler(arch)
-    try:
-        out = subprocess.run((cc.name, "--version"), capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise UserError(tools.missing_message([cc])) from None
-    return out.stdout.splitlines()[0] if out.stdout else cc.name
 
 
 def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
                opts: BuildOptions) -> dict[str, str]:
+    """Everything that decides the build's output, by name: what inputs.build_key hashes."""
     parts = {"harness": HARNESS_VERSION, "source": source.identity, "arch": arch.name,
              "variant": variant.name, "compiler": compiler_version(arch),
              "timestamp": opts.timestamp,
@@ -135,7 +105,7 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
         if cached is not None:
             return cached
         if why is not None:
-            progress(f"{arch.name}-{variant.name}: cached build {out} unusable ({why}); "
+            progress(f"{target_id(arch.name, variant.name)}: cached build {out} unusable ({why}); "
                      "building it again")
             cache_entry.discard(out)
         build = _build(source, arch, variant, opts, key, ws, out, progress)
@@ -167,9 +137,8 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         out.mkdir(parents=True, exist_ok=True)
-        label = f"{arch.name}-{variant.name}"
-        runner = _Runner(out / "build.log", _make_env(opts), progress, label, opts.timeout,
-                         places=(ws / "src", ws / "obj"))
+        label = target_id(arch.name, variant.name)
+        runner = _runner(opts, out / "build.log", progress, label, (ws / "src", ws / "obj"))
         progress(f"{label}: archive only, {source.origin} (key {key}), log {runner.log}")
         obj, make = _prepare(runner, source, arch, variant, opts, ws, "make kernel/kheaders.o")
         if edit is not None:
@@ -191,9 +160,8 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     config itself. Returns the .ko files."""
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
-        label = f"{arch.name}-{variant.name}"
-        runner = _Runner(moddir / "build.log", _make_env(opts), progress, label, opts.timeout,
-                         places=(moddir, ws / "obj"))
+        label = target_id(arch.name, variant.name)
+        runner = _runner(opts, moddir / "build.log", progress, label, (moddir, ws / "obj"))
         progress(f"{label}: module {moddir}, log {runner.log}")
         _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare")
         runner.run((*make, f"-j{opts.jobs}", "modules_prepare"))
@@ -202,7 +170,15 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     return tuple(sorted(moddir.glob("*.ko")))
 
 
-def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant,
+def _runner(opts: BuildOptions, log: Path, progress: Progress, label: str,
+            places: tuple[Path, ...]) -> Runner:
+    """A make runner into ``log`` with the build's environment; ``places``: where else its
+    commands write (the work copy, the object tree), for the disk-full message."""
+    return Runner(log, make_env(opts.timestamp, opts.cache_dir), progress, label, opts.timeout,
+                  places=places)
+
+
+def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
              opts: BuildOptions, ws: Path, stage: str) -> tuple[Path, tuple[str, ...]]:
     """The work copy synced and patched for ``variant``, the object tree configured, the
     archive's incremental state handled as ``opts`` says: the object tree and make's argv."""
@@ -216,9 +192,9 @@ def _prepare(runner: _Runner, source: KernelSource, arch: Arch, variant: Variant
                                                     opts.flavor),
                                       source.version, ws / "fragments")
     _configure(runner, ws / "src", obj, arch, frags)
-    _check_config(ws / "src", obj, frags, opts.extra_fragments)
+    check_config(ws / "src", obj, frags, opts.extra_fragments)
     make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
-                             _cc(arch, opts))
+                             compiler_command(arch, opts.use_ccache))
     runner.stage(stage)
     if opts.force_kheaders_regen:
         (obj / "kernel/kheaders.md5").unlink(missing_ok=True)
@@ -232,9 +208,8 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
         shutil.rmtree(out)
     out.mkdir(parents=True)
     log = out / "build.log"
-    label = f"{arch.name}-{variant.name}"
-    runner = _Runner(log, _make_env(opts), progress, label, opts.timeout,
-                     places=(ws / "src", ws / "obj"))
+    label = target_id(arch.name, variant.name)
+    runner = _runner(opts, log, progress, label, (ws / "src", ws / "obj"))
     progress(f"{label}: building {source.origin} (key {key}), log {log}")
     obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
     cold = not (obj / "vmlinux").exists()
@@ -272,7 +247,7 @@ def _cold_build_slot(opts: BuildOptions, cold: bool, label: str,
         yield time.monotonic() - start
 
 
-def _configure(runner: _Runner, src: Path, obj: Path, arch: Arch, frags: list[Path]) -> None:
+def _configure(runner: Runner, src: Path, obj: Path, arch: Arch, frags: list[Path]) -> None:
     runner.stage("configure")
     all_frags = [*kconfig.tiny_fragments(src, arch.srcarch), *frags]
     runner.run(kconfig.merge_config_cmd(src, obj, all_frags), cwd=src,
@@ -282,33 +257,7 @@ def _configure(runner: _Runner, src: Path, obj: Path, arch: Arch, frags: list[Pa
     runner.run((*make, "olddefconfig"))
 
 
-def _check_config(src: Path, obj: Path, frags: list[Path], user: tuple[Path, ...]) -> None:
-    """Every requested symbol as asked in the resolved .config. ``frags`` are the filtered
-    copies, the last ones those of the user's ``user`` fragments."""
-    texts = [f.read_text() for f in frags]
-    misses = kconfig.unmet(kconfig.merge_fragments(texts),
-                           kconfig.parse_config((obj / ".config").read_text()))
-    if misses:
-        names = [str(f) for f in frags[:len(frags) - len(user)]] + [str(u) for u in user]
-        owners = kconfig.requested_by(zip(names, texts, strict=True))
-        raise config_error(kconfig.explain(misses, kconfig.defined_symbols(src)), owners,
-                           {str(u) for u in user})
-
-
-def config_error(misses: list[kconfig.Unmet], owners: Mapping[str, str],
-                 user: set[str]) -> SuiteError:
-    """A symbol of the user's --config-fragment that did not stick is bad input, named with
-    its file; one of the suite's own fragments is the suite's fault (ConfigMismatch)."""
-    text = (f"{len(misses)} requested symbols did not stick after olddefconfig: "
-            + "; ".join(str(m) for m in misses))
-    theirs = sorted({owners[m.symbol] for m in misses} & user)
-    if theirs:
-        return UserError(f"--config-fragment {', '.join(theirs)}: {text}; fix the fragment "
-                         "(a misspelt symbol, or one whose dependencies are off)")
-    return ConfigMismatch(text)
-
-
-def _install_modules(runner: _Runner, make: tuple[str, ...], obj: Path,
+def _install_modules(runner: Runner, make: tuple[str, ...], obj: Path,
                      out: Path) -> Path | None:
     if not (obj / "modules.order").exists():
         return None
@@ -349,110 +298,3 @@ def _copy_headers(src: Path, dest: Path) -> None:
         target = dest / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
-
-
-def _cc(arch: Arch, opts: BuildOptions) -> str:
-    gcc = f"{arch.cross_prefix()}gcc"
-    return f"ccache {gcc}" if opts.use_ccache and shutil.which("ccache") else gcc
-
-
-def _make_env(opts: BuildOptions) -> dict[str, str]:
-    return {
-        "KBUILD_BUILD_TIMESTAMP": opts.timestamp,
-        "KBUILD_BUILD_USER": "kheaders",
-        "KBUILD_BUILD_HOST": "suite",
-        # Before 6.14 (41e86fe7ebe9) the archive packs include/generated/utsversion.h, whose
-        # "#N" build number every vmlinux link bumps: the archive then carries the previous
-        # link's number, and a later make (modules_install) repacks it with the new one.
-        # A fixed number keeps UTS_VERSION, and so the archive, stable across links.
-        "KBUILD_BUILD_VERSION": "1",
-        "CCACHE_DIR": str(opts.cache_dir / "ccache"),
-        # Relative paths in the hash, so work copies at other paths still hit.
-        "CCACHE_BASEDIR": str(opts.cache_dir),
-        "CCACHE_MAXSIZE": "8G",
-        "CCACHE_NOHASHDIR": "1",
-        # Never depend mode: it keys on the compiler's -MD list, which does not name the file
-        # an asm .incbin pulls in, so it served a kheaders.o embedding an older archive (the
-        # identity check caught it). The default mode scans preprocessed output for .incbin
-        # and does not cache kheaders.o (nor configs.o) at all. (ccache booleans are true for
-        # any value, even "0": the NO form is the way to say no, whatever the user's config.)
-        "CCACHE_NODEPEND": "1",
-        # Compile the preprocessed output ccache already made instead of preprocessing again:
-        # a miss cost 37% over plain gcc with the second preprocessor run, 16% without (59
-        # kernel/ and mm/ files); a cold x86_64 build 495 s -> 431 s, every archive check
-        # passing on it (measured, TCG host, empty ccache both times).
-        "CCACHE_NOCPP2": "1",
-    }
-
-
-def count_steps(log: bytes) -> int:
-    return len(_KBUILD_STEP.findall(log))
-
-
-def progress_line(stage: str, steps: int, expected: int | None, elapsed: float) -> str:
-    """'make 1200/1900 steps (63%), 5m10s elapsed, ~3m left' (pure)."""
-    done = f"{stage} {steps}" + (f"/{expected}" if expected else "") + " steps"
-    if expected and steps:
-        fraction = min(steps / expected, 0.99)
-        left = elapsed * (1 - fraction) / fraction
-        return f"{done} ({fraction:.0%}), {_clock(elapsed)} elapsed, ~{_clock(left)} left"
-    return f"{done}, {_clock(elapsed)} elapsed"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _steps_key(arch: Arch, flavor: str) -> str:
-    """The count's key: the arch, and the flavor when not plain (a debug build has other
-    objects than a plain one's; plain keeps the key it had before flavors)."""
-    return arch.name if flavor == "plain" else f"{arch.name}-{flavor}"
-
-
-def expected_steps(cache_dir: Path, arch: Arch, flavor: str = "plain") -> int | None:
-    """kbuild steps of this arch and flavor's last cold build here, else the arch's recorded
-    plain count (None for another flavor: no estimate beats a wrong one)."""
-    try:
-        return int(json.loads((cache_dir / STEPS_FILE).read_text())[_steps_key(arch, flavor)])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return arch.cold_build_steps if flavor == "plain" else None
-
-
-def remember_steps(cache_dir: Path, arch: Arch, steps: int, flavor: str = "plain") -> None:
-    path = cache_dir / STEPS_FILE
-    try:
-        seen = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        seen = {}
-    seen[_steps_key(arch, flavor)] = steps
-    path.write_text(json.dumps(seen))
-
-
-class _Runner:
-    """Runs build commands into one log, printing the stage and its progress as it goes."""
-
-    def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
-                 timeout: float, places: tuple[Path, ...] = ()) -> None:
-        self.log, self.env, self.progress, self.label = log, env, progress, label
-        self.timeout = timeout
-        self.places = places  # where the commands write besides the log: the work copy, objects
-        self.current = "start"
-        self.t0 = time.monotonic()
-        self.steps = 0  # kbuild steps the last command printed
-
-    def stage(self, name: str) -> None:
-        self.current = name
-        self.progress(f"{self.label}: {name} ({time.monotonic() - self.t0:.0f}s)")
-
-    def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
-            env: dict[str, str] | None = None, expected: int | None = None) -> None:
-        def tick(output: proc.Output, elapsed: float) -> None:
-            line = progress_line(self.current, count_steps(output.read()), expected, elapsed)
-            self.progress(f"{self.label}: {line}, log {self.log}")
-
-        output = proc.run_logged(cmd, self.log, what=f"{self.label}: {self.current}",
-                                 error=BuildFailed, timeout=self.timeout, cwd=cwd,
-                                 env={**os.environ, **self.env, **(env or {})}, tick=tick,
-                                 every=PROGRESS_EVERY, places=self.places)
-        self.steps = count_steps(output.read())

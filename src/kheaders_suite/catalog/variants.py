@@ -46,7 +46,8 @@ VARIANTS: tuple[Variant, ...] = (
         archive_path="/sys/kernel/kheaders.tar.xz",
         setup=(),
         teardown=(),
-        summary="mainline built-in (f7b101d33046): a sysfs bin_attribute on kernel_kobj",
+        summary=('mainline built-in, a sysfs bin_attribute on kernel_kobj since commit '
+                 'f7b101d33046 ("kheaders: Move from proc to sysfs")'),
     ),
     Variant(
         name="module",
@@ -83,8 +84,9 @@ VARIANTS: tuple[Variant, ...] = (
             GuestStep(("mount", "-o", "remount,mode=0755", _DEBUGFS)),
         ),
         teardown=(GuestStep(("umount", _DEBUGFS)),),
-        # < 6.8 debugfs_create_blob(); from 6.8 (71cd3c636404 made blobs writable) a read-only
-        # debugfs_create_file(), so root cannot write into the archive's read-only memory.
+        # < 6.8 debugfs_create_blob(); from 6.8 a read-only debugfs_create_file(), so root
+        # cannot write into the archive's read-only memory: commit 71cd3c636404 ("fs: debugfs:
+        # Add write functionality to debugfs blobs") made blobs writable.
         summary="/sys/kernel/debug/kheaders.tar.xz, where review asked for it",
     ),
 )

@@ -129,7 +129,7 @@ def _owned(proc: subprocess.Popen[bytes], timed_out: Callable[[], InfraError]) -
     except subprocess.TimeoutExpired:
         raise timed_out() from None
     finally:
-        _end_group(proc)
+        end_group(proc)
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: Deadline,
@@ -147,8 +147,9 @@ def _wait(proc: subprocess.Popen[bytes], deadline: Deadline,
                 tick(deadline.elapsed)
 
 
-def _end_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of the command's process group (all of it, if it still runs)."""
+def end_group(proc: subprocess.Popen[Any]) -> None:
+    """Kill what is left of ``proc``'s process group (all of it, if it still runs) and reap
+    ``proc``: for a command started in a session of its own (``start_new_session=True``)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import UserError
+from kheaders_suite.text import first_line
 
 # The oldest virtme-ng whose vng takes every option vm.vng_command passes. The newest of them
-# is --ssh-tcp (virtme-ng 24e056b, "Add vsock support for the SSH connection to the guest",
-# first released in v1.34); --ssh PORT came in v1.32, --disable-kvm in v1.20, --force-9p,
-# --rodir and --qemu-opts in 2023. An older vng stops at argparse ("unrecognized arguments:
-# --ssh-tcp") only when the first guest boots, after the kernel build.
+# is --ssh-tcp (virtme-ng commit 24e056be7570 ("virtme: Add vsock support for the SSH
+# connection to the guest"), first released in v1.34); --ssh PORT came in v1.32,
+# --disable-kvm in v1.20, --force-9p, --rodir and --qemu-opts in 2023. An older vng stops at
+# argparse ("unrecognized arguments: --ssh-tcp") only when the first guest boots, after the
+# kernel build.
 VNG_MIN = (1, 34)
 VNG_PIP = f"pip install 'virtme-ng>={VNG_MIN[0]}.{VNG_MIN[1]}'"
 _VNG_VERSION = re.compile(r"(\d+)\.(\d+)")
@@ -91,7 +93,7 @@ def check_vng(vng: Path) -> None:
         output = str(exc)
     version = parse_vng_version(output)
     if version is None:
-        first = output.splitlines()[0] if output else "no output"
+        first = first_line(output) or "no output"
         raise UserError(f"{vng} --version: cannot tell its version ({first}); {VNG_PIP}")
     if version < VNG_MIN:
         raise UserError(f"{vng} is virtme-ng {version[0]}.{version[1]}, older than the "

@@ -1,4 +1,4 @@
-"""clang's front end on kernel headers, from files or from memory, inside the guest (issue 14).
+"""clang's front end on kernel headers, from files or from memory, inside the guest.
 
 The 2019 review proposed that a consumer decompress kheaders.tar.xz into the compiler's own
 memory ("std::map<string, string> with key=path, value=content") instead of extracting it,

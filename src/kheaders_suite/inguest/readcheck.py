@@ -1,8 +1,9 @@
 """Read a file whole and in odd pieces; print JSON that the host compares.
 
 Run in the guest: python3 readcheck.py PATH. Every way of reading must give the same bytes:
-read()s far larger than the file (b69edab47f1d: a full read panicked under FORTIFY),
-sequential read()s of odd sizes, and pread() at odd offsets.
+read()s far larger than the file (a full read panicked under FORTIFY_SOURCE until commit
+b69edab47f1d ("kheaders: Use array declaration instead of char")), sequential read()s of odd
+sizes, and pread() at odd offsets.
 """
 
 import hashlib

@@ -1,4 +1,4 @@
-"""CI on kernel patches (issue 12): base against patched, and its outputs.
+"""CI on kernel patches: base against patched, and its outputs.
 
 The orchestrator, kheaders-ci (cli.py), validates and prepares the two commits, then runs the
 suite on both sides of every arch x variant:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from kheaders_suite.build.kconfig import parse_config
 from kheaders_suite.verify.archive import Archive, ArchiveError, Member, read_archive
-from kheaders_suite.verify.generated import UTSRELEASE
+from kheaders_suite.verify.generated import UTSRELEASE, uts_release
 
 DIFF_LINES = 40  # per header: a hunk or two, enough to see what moved
 DIFF_HEADERS = 5  # headers shown with a diff; later ones are only named
-_UTS_RELEASE = re.compile(rb'^#define\s+UTS_RELEASE\s+"([^"]*)"', re.M)
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,7 @@ def _digest(member: Member) -> str:
 
 def _release(archive: Archive) -> str | None:
     member = archive.get(UTSRELEASE)
-    match = _UTS_RELEASE.search(member.data) if member is not None else None
-    return match.group(1).decode(errors="replace") if match else None
+    return uts_release(member.data) if member is not None else None
 
 
 def _text(data: bytes) -> list[str] | None:

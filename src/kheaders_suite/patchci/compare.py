@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from kheaders_suite.errors import UserError
@@ -41,32 +42,37 @@ from kheaders_suite.patchci.archive import (
     read_archive_file,
 )
 from kheaders_suite.patchci.layouts import PROBE, LayoutDiff, Probe, compare_archives, toolchain
-from kheaders_suite.patchci.side import (
-    BOOT_FAILED,
-    BUILD_FAILED,
-    ERROR,
-    FAIL,
-    OK,
-    PASS,
-    SideResult,
-    TestCase,
-)
+from kheaders_suite.patchci.side import Outcome, SideResult, SideStatus, TestCase
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import compare as timing_compare
 from kheaders_suite.verify.archive import Archive, ArchiveError
 
-CLEAN, REGRESSION, INFRA_ERROR, BASE_BROKEN = "clean", "regression", "infra-error", "base-broken"
-VERDICTS = (CLEAN, REGRESSION, INFRA_ERROR, BASE_BROKEN)
-EXIT_STATUS = {CLEAN: 0, REGRESSION: 1, INFRA_ERROR: 2, BASE_BROKEN: 2}
-_REPORT_ORDER = (REGRESSION, BASE_BROKEN, INFRA_ERROR, CLEAN)  # most severe first
-_STATUS_KIND = {BUILD_FAILED: "build", BOOT_FAILED: "boot"}  # others: "results"
+
+class CiVerdict(StrEnum):
+    """A job's verdict and the report's (module docstring); the values are what report.json
+    and report.md say."""
+
+    CLEAN = "clean"
+    REGRESSION = "regression"
+    INFRA_ERROR = "infra-error"
+    BASE_BROKEN = "base-broken"
+
+
+EXIT_STATUS = {CiVerdict.CLEAN: 0, CiVerdict.REGRESSION: 1, CiVerdict.INFRA_ERROR: 2,
+               CiVerdict.BASE_BROKEN: 2}
+_REPORT_ORDER = (CiVerdict.REGRESSION, CiVerdict.BASE_BROKEN, CiVerdict.INFRA_ERROR,
+                 CiVerdict.CLEAN)  # most severe first
+_STATUS_KIND = {SideStatus.BUILD_FAILED: "build", SideStatus.BOOT_FAILED: "boot"}  # or "results"
 
 
 @dataclass(frozen=True)
 class Finding:
     kind: str  # "test", "build", "boot", "results" (no JUnit), "archive", "config"
     name: str  # the test's node id, or the step that failed
-    base: str | None  # the outcome on base; None when the test is not there
-    patched: str | None
+    # The test's outcome on base, or the side's status for a build, boot or results finding;
+    # None when the test is not there, or for an archive or config finding.
+    base: Outcome | SideStatus | None
+    patched: Outcome | SideStatus | None
     message: str = ""  # first line of the failure or error
 
 
@@ -85,7 +91,7 @@ class TestChanges:
 class JobReport:
     base: SideResult
     patched: SideResult
-    verdict: str
+    verdict: CiVerdict
     base_problems: tuple[Finding, ...]
     regressions: tuple[Finding, ...]
     fixes: tuple[Finding, ...]
@@ -108,7 +114,7 @@ class JobReport:
 
     @property
     def timing_regressions(self) -> tuple[timing_compare.Verdict, ...]:
-        return tuple(v for v in self.timing if v.status == "REGRESSED")
+        return tuple(v for v in self.timing if v.status == timing_compare.PointStatus.REGRESSED)
 
 
 def compare_tests(base: Mapping[str, TestCase], patched: Mapping[str, TestCase]) -> TestChanges:
@@ -118,38 +124,39 @@ def compare_tests(base: Mapping[str, TestCase], patched: Mapping[str, TestCase])
         a, b = base.get(ident), patched.get(ident)
         finding = Finding("test", ident, a.outcome if a else None, b.outcome if b else None,
                           (b.message if b and b.message else a.message if a else ""))
-        if b is not None and b.outcome == ERROR:
+        if b is not None and b.outcome == Outcome.ERROR:
             out["infra"].append(finding)
         elif a is None:
             out["new"].append(finding)
         elif b is None:
             out["gone"].append(finding)
-        elif (a.outcome, b.outcome) == (PASS, FAIL):
+        elif (a.outcome, b.outcome) == (Outcome.PASS, Outcome.FAIL):
             out["reg"].append(finding)
-        elif (a.outcome, b.outcome) == (FAIL, PASS):
+        elif (a.outcome, b.outcome) == (Outcome.FAIL, Outcome.PASS):
             out["fix"].append(finding)
     return TestChanges(*(tuple(out[k]) for k in ("reg", "fix", "new", "gone", "infra")))
 
 
-def _status_finding(side: SideResult, base: str | None, patched: str | None) -> Finding:
+def _status_finding(side: SideResult, base: SideStatus | None,
+                    patched: SideStatus | None) -> Finding:
     kind = _STATUS_KIND.get(side.status, "results")
     return Finding(kind, kind, base, patched, side.message or side.status)
 
 
 def base_problems(base: SideResult) -> list[Finding]:
     """Why the base cannot serve as the reference: its status, then each ERRORed test."""
-    problems = [] if base.status == OK else [_status_finding(base, base.status, None)]
-    return problems + [Finding("test", t.nodeid, ERROR, None, t.message)
+    problems = [] if base.status == SideStatus.OK else [_status_finding(base, base.status, None)]
+    return problems + [Finding("test", t.nodeid, Outcome.ERROR, None, t.message)
                        for t in sorted(base.tests.values(), key=lambda t: t.nodeid)
-                       if t.outcome == ERROR]
+                       if t.outcome == Outcome.ERROR]
 
 
 def _patched_status(patched: SideResult) -> tuple[list[Finding], list[Finding]]:
     """(regressions, infra errors) the patched side's status alone makes."""
-    if patched.status == OK:
+    if patched.status == SideStatus.OK:
         return [], []
-    finding = _status_finding(patched, OK, patched.status)
-    return ([finding], []) if patched.status == BUILD_FAILED else ([], [finding])
+    finding = _status_finding(patched, SideStatus.OK, patched.status)
+    return ([finding], []) if patched.status == SideStatus.BUILD_FAILED else ([], [finding])
 
 
 def _load_archives(base: SideResult, patched: SideResult
@@ -190,7 +197,7 @@ def compare_timing(base: Sequence[dict[str, Any]], patched: Sequence[dict[str, A
         return {(d["arch"], d["variant"]): d for d in docs}
     old, new = by_target(base), by_target(patched)
     verdicts: list[timing_compare.Verdict] = []
-    notes = [f"timing: {'-'.join(k)} measured on {'base' if k in old else 'patched'} only, "
+    notes = [f"timing: {target_id(*k)} measured on {'base' if k in old else 'patched'} only, "
              "not compared" for k in sorted(old.keys() ^ new.keys())]
     for key in sorted(old.keys() & new.keys()):
         notes += timing_compare.notes(old[key], new[key])
@@ -199,13 +206,14 @@ def compare_timing(base: Sequence[dict[str, Any]], patched: Sequence[dict[str, A
 
 
 def job_verdict(base_problems: Sequence[Finding], regressions: Sequence[Finding],
-                timing: Iterable[timing_compare.Verdict], infra: Sequence[Finding]) -> str:
+                timing: Iterable[timing_compare.Verdict],
+                infra: Sequence[Finding]) -> CiVerdict:
     """The first of base-broken, regression, infra-error that applies; else clean."""
     if base_problems:
-        return BASE_BROKEN
-    if regressions or any(v.status == "REGRESSED" for v in timing):
-        return REGRESSION
-    return INFRA_ERROR if infra else CLEAN
+        return CiVerdict.BASE_BROKEN
+    if regressions or any(v.status == timing_compare.PointStatus.REGRESSED for v in timing):
+        return CiVerdict.REGRESSION
+    return CiVerdict.INFRA_ERROR if infra else CiVerdict.CLEAN
 
 
 def _layouts(base: SideResult, patched: SideResult, archive: ArchiveDiff | None,
@@ -240,7 +248,7 @@ def compare_job(base: SideResult, patched: SideResult,
     if broken:
         status_regressions = []  # nothing is blamed on the series
     else:
-        if patched.status == OK:
+        if patched.status == SideStatus.OK:
             changes = compare_tests(base.tests, patched.tests)
         timing, notes = compare_timing(base.timing, patched.timing)
     regressions = [*status_regressions, *changes.regressions]
@@ -252,10 +260,11 @@ def compare_job(base: SideResult, patched: SideResult,
         _layouts(base, patched, archive, layout_probe))
 
 
-def report_verdict(verdicts: Iterable[str]) -> str:
-    """The whole report's verdict from its jobs' (module docstring)."""
+def report_verdict(verdicts: Iterable[str]) -> CiVerdict:
+    """The whole report's verdict from its jobs' (module docstring; read from their documents,
+    so plain strings)."""
     seen = set(verdicts)
-    return next((v for v in _REPORT_ORDER if v in seen), CLEAN)
+    return next((v for v in _REPORT_ORDER if v in seen), CiVerdict.CLEAN)
 
 
 # --- arch divergence -------------------------------------------------------------------------
@@ -296,8 +305,8 @@ def divergences(side: str, outcomes: Mapping[str, str],
             by_test.setdefault(split[0], {})[split[1]] = outcome
     found = []
     for test, per_arch in sorted(by_test.items()):
-        passed = tuple(sorted(a for a, o in per_arch.items() if o == PASS))
-        failed = tuple(sorted(a for a, o in per_arch.items() if o == FAIL))
+        passed = tuple(sorted(a for a, o in per_arch.items() if o == Outcome.PASS))
+        failed = tuple(sorted(a for a, o in per_arch.items() if o == Outcome.FAIL))
         if passed and failed:
             found.append(Divergence(side, test, passed, failed))
     return found

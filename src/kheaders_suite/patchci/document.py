@@ -44,7 +44,7 @@ from kheaders_suite.catalog import arches, variants
 from kheaders_suite.patchci.archive import ArchiveDiff
 from kheaders_suite.patchci.compare import (
     EXIT_STATUS,
-    VERDICTS,
+    CiVerdict,
     Finding,
     JobReport,
     divergences,
@@ -284,7 +284,7 @@ def _timing_point(v: Verdict) -> TimingPointDoc:
 
 def job_doc(job: JobReport) -> JobDoc:
     return JobDoc(
-        target=f"{job.arch}-{job.variant}", arch=job.arch, variant=job.variant,
+        target=job.base.target, arch=job.arch, variant=job.variant,
         verdict=job.verdict, exit_status=EXIT_STATUS[job.verdict],
         base=_side(job.base), patched=_side(job.patched),
         regressions=_findings(job.regressions), fixes=_findings(job.fixes),
@@ -355,9 +355,9 @@ def check_report(obj: Any) -> ReportDoc:
         raise ValueError("jobs: not a non-empty list")
     for i, job in enumerate(doc["jobs"]):
         _require(job, JobDoc.__required_keys__, f"jobs[{i}]")
-        if job["verdict"] not in VERDICTS:
+        if job["verdict"] not in tuple(CiVerdict):
             raise ValueError(f"jobs[{i}].verdict {job['verdict']!r} is not one of "
-                             f"{', '.join(VERDICTS)}")
+                             f"{', '.join(CiVerdict)}")
         for side in SIDES:
             _require(job[side], SideDoc.__required_keys__, f"jobs[{i}].{side}")
         if job.get("layouts") is not None:

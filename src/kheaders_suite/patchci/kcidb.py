@@ -24,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kheaders_suite.patchci.document import SIDES, JobDoc, ReportDoc, RunDoc, side_of
-from kheaders_suite.patchci.side import BOOT_FAILED, BUILD_FAILED, ERROR, FAIL, OK, PASS, SKIP
+from kheaders_suite.patchci.side import Outcome, SideStatus
 
 ORIGIN = "kheaders_suite"
 VERSION = {"major": 5, "minor": 3}
-_STATUS = {PASS: "PASS", FAIL: "FAIL", ERROR: "ERROR", SKIP: "SKIP"}
+_STATUS: dict[str, str] = {Outcome.PASS: "PASS", Outcome.FAIL: "FAIL", Outcome.ERROR: "ERROR",
+                          Outcome.SKIP: "SKIP"}  # keyed by the documents' plain strings
 _PATH_JUNK = re.compile(r"[^A-Za-z0-9_-]+")  # KCIDB path parts: [a-zA-Z0-9_-]+, "." between
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -89,10 +90,10 @@ def _build(run_id: str, job: JobDoc, side: str) -> dict[str, Any]:
         "id": object_id(run_id, side, job["target"]),
         "checkout_id": object_id(run_id, side), "origin": ORIGIN,
         "architecture": job["arch"], "config_name": job["variant"],
-        "status": "FAIL" if s["status"] == BUILD_FAILED else "PASS",
+        "status": "FAIL" if s["status"] == SideStatus.BUILD_FAILED else "PASS",
         "misc": {"side": side, "variant": job["variant"], "status": s["status"],
                  "verdict": job["verdict"]}}
-    if s["status"] == BUILD_FAILED and s["message"]:
+    if s["status"] == SideStatus.BUILD_FAILED and s["message"]:
         doc["log_excerpt"] = s["message"][-EXCERPT:]
     return doc
 
@@ -109,10 +110,10 @@ def _test(build_id: str, nodeid: str, path: str, status: str, message: str) -> d
 def _tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
     s = side_of(job, side)
     tests = []
-    if s["status"] in (OK, BOOT_FAILED):  # a failed build never booted
-        boot = "PASS" if s["status"] == OK else "ERROR"
+    if s["status"] in (SideStatus.OK, SideStatus.BOOT_FAILED):  # a failed build never booted
+        boot = "PASS" if s["status"] == SideStatus.OK else "ERROR"
         tests.append(_test(build_id, "boot", "boot", boot,
-                           s["message"] if s["status"] == BOOT_FAILED else ""))
+                           s["message"] if s["status"] == SideStatus.BOOT_FAILED else ""))
     tests += [_test(build_id, nodeid, kcidb_path(nodeid), _STATUS[t["outcome"]],
                     "\n\n".join([t["message"], *t.get("kernel", [])]))
               for nodeid, t in s["tests"].items()]

@@ -1,4 +1,4 @@
-"""Structure layouts that moved between the base and the patched archive (issue 12).
+"""Structure layouts that moved between the base and the patched archive.
 
 Each archive is extracted to a scratch directory and the verify layout probe (probe.py) is
 compiled against it on the host with the arch's gcc (``{cross_prefix}gcc``): ``gcc -S`` only,
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from kheaders_suite.catalog import arches
 from kheaders_suite.host.extract import extract_tree
+from kheaders_suite.text import first_line
 from kheaders_suite.verify import cflags
 from kheaders_suite.verify.layout import Field, StructLayout
 from kheaders_suite.verify.probe import (
@@ -169,10 +170,6 @@ def extract(archive: Path, dest: Path) -> None:
     extract_tree(archive, dest)
 
 
-def _first_line(text: str, default: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), default)
-
-
 def _compile(cc: str, root: str, srcarch: str, source: str, scratch: Path,
              timeout: float) -> subprocess.CompletedProcess[str]:
     (scratch / SOURCE).write_text(source)
@@ -200,7 +197,8 @@ def measure(cc: str, side: str, srcarch: str, probe: Probe, scratch: Path) -> Me
             return Measured(parse_probe((scratch / OUTPUT).read_text()), missing)
         failed, unexplained = attribute(done.stderr, entry_lines(source))
         if unexplained or not failed or attempt:
-            first = unexplained or _first_line(done.stderr, f"{cc} exited {done.returncode}")
+            first = (unexplained or first_line(done.stderr)
+                     or f"{cc} exited {done.returncode}")
             return f"probe does not compile against the {side} archive: {first}"
         missing.update(failed)
         structs = without(structs, failed)

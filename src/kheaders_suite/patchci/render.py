@@ -26,6 +26,7 @@ from kheaders_suite.patchci.document import (
     side_of,
 )
 from kheaders_suite.patchci.kcidb import kcidb_document
+from kheaders_suite.timing.compare import PointStatus
 
 JSON_NAME, MARKDOWN_NAME, KCIDB_NAME = "report.json", "report.md", "kcidb.json"
 MESSAGE_CHARS = 300  # of a failure's first line: long asserts name whole member lists
@@ -126,7 +127,8 @@ def _config(job: JobDoc) -> list[str]:
 
 
 def _timing(job: JobDoc) -> list[str]:
-    regressed = [p["line"] for p in job["timing"]["points"] if p["status"] == "REGRESSED"]
+    regressed = [p["line"] for p in job["timing"]["points"]
+                 if p["status"] == PointStatus.REGRESSED]
     if not regressed:
         return []
     return [f"    {line}" for line in [*job["timing"]["notes"], *regressed]]

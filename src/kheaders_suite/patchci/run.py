@@ -19,12 +19,10 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -33,11 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kheaders_suite.build.kernel import BuildOptions, build_key, key_inputs
+from kheaders_suite.build.inputs import build_key
+from kheaders_suite.build.kernel import BuildOptions, key_inputs
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
+from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.patchci.side import Outcome, SideStatus
+from kheaders_suite.records import target_id
 from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
@@ -58,7 +60,7 @@ class Job:
 
     @property
     def target(self) -> str:
-        return f"{self.arch}-{self.variant}"
+        return target_id(self.arch, self.variant)
 
 
 def jobs_for(arch_list: str, variant_list: str) -> tuple[Job, ...]:
@@ -216,17 +218,9 @@ def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
         except subprocess.TimeoutExpired:
             say(f"{label}: no result after {timeout:.0f}s; stopping it")
         finally:
-            _end_group(proc)
+            end_group(proc)
             pump.join(timeout=60)
     return proc.returncode
-
-
-def _end_group(proc: subprocess.Popen[str]) -> None:
-    """Kill what is left of the run's process group (a guest pytest did not stop, or all
-    of it after a timeout or an interrupt)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 # --- what became of the side ------------------------------------------------------------------
@@ -260,19 +254,19 @@ def booted(results_json: Path, target: str) -> bool:
 
 
 def side_status(build: Path | None, junit: Path, results_json: Path,
-                target: str) -> tuple[str, str]:
+                target: str) -> tuple[SideStatus, str]:
     """(status, message) of one side from its files (module docstring has the rules)."""
     tests = _read_tests(junit)
-    errors = [t for t in tests.values() if t.outcome == sides.ERROR]
+    errors = [t for t in tests.values() if t.outcome == Outcome.ERROR]
     first = errors[0].message if errors else ""
     if build is None or not (build / "build.json").is_file():
         if not errors or "PatchFailed" in first:
-            return sides.OK, ""
-        return sides.BUILD_FAILED, first
-    ran = [t for t in tests.values() if t.outcome != sides.SKIP]
+            return SideStatus.OK, ""
+        return SideStatus.BUILD_FAILED, first
+    ran = [t for t in tests.values() if t.outcome != Outcome.SKIP]
     if ran and len(errors) == len(ran) and not booted(results_json, target):
-        return sides.BOOT_FAILED, first
-    return sides.OK, ""
+        return SideStatus.BOOT_FAILED, first
+    return SideStatus.OK, ""
 
 
 @dataclass(frozen=True)
@@ -280,7 +274,7 @@ class SideRun:
     """One side of one job, done: what load_side reads."""
 
     job: Job
-    status: str
+    status: SideStatus
     message: str
     paths: SidePaths
     archive: Path | None  # the copies in paths.dir

@@ -27,6 +27,8 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from kheaders_suite.errors import InfraError, UserError
+from kheaders_suite.host.digest import file_sha256
+from kheaders_suite.text import first_line
 
 # Every git command of kheaders-ci runs with these: nothing from the user's configuration may
 # change what a patch says (diff.noprefix breaks format-patch's output for git am), run hooks
@@ -88,10 +90,6 @@ def checked(argv: Sequence[str], what: str, *, stdin: Path | None = None,
         raise InfraError(f"{what} failed (git exit {result.rc}): "
                          f"{first_line(result.stderr) or first_line(result.stdout)}")
     return result
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 # --- the tree and its refs --------------------------------------------------------------------
@@ -159,8 +157,7 @@ class Series:
     def patchset_hash(self) -> str:
         """KCIDB's recipe: sha256 over the newline-terminated sha256 of each patch, in order
         (`sha256sum *.patch | cut -c-64 | sha256sum`)."""
-        lines = "".join(hashlib.sha256(p.path.read_bytes()).hexdigest() + "\n"
-                        for p in self.patches)
+        lines = "".join(file_sha256(p.path) + "\n" for p in self.patches)
         return hashlib.sha256(lines.encode()).hexdigest()
 
 

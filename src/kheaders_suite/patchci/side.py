@@ -14,22 +14,40 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from kheaders_suite.boot.console import find_reports
+from kheaders_suite.records import target_id
+from kheaders_suite.text import first_line
 from kheaders_suite.timing import results as timing_results
 
-# Side statuses. "no-results" is set by the loader, never passed in.
-OK, BUILD_FAILED, BOOT_FAILED, NO_RESULTS = "ok", "build-failed", "boot-failed", "no-results"
-STATUSES = (OK, BUILD_FAILED, BOOT_FAILED, NO_RESULTS)
 
-# Test outcomes. pytest writes <failure> for a failed test body and <error> for a failed
-# setup or teardown (a fixture: for this suite, a build or a VM that did not come up).
-PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+class SideStatus(StrEnum):
+    """What became of a side as a whole (run.py's docstring has the rules). NO_RESULTS is
+    set by the loader, never passed in. The values are what report.json and report.md say."""
+
+    OK = "ok"
+    BUILD_FAILED = "build-failed"
+    BOOT_FAILED = "boot-failed"
+    NO_RESULTS = "no-results"
+
+
+class Outcome(StrEnum):
+    """A test's outcome. pytest writes <failure> for a failed test body and <error> for a
+    failed setup or teardown (a fixture: for this suite, a build or a VM that did not come
+    up). The values are what report.json and report.md say."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+
+
 # When pytest writes two <testcase> for one test (a failed call, then a teardown error), the
 # test keeps the outcome that says most about the kernel: the failure of its own body.
-_PRECEDENCE = {FAIL: 3, ERROR: 2, PASS: 1, SKIP: 0}
+_PRECEDENCE = {Outcome.FAIL: 3, Outcome.ERROR: 2, Outcome.PASS: 1, Outcome.SKIP: 0}
 # An <error> that is the kernel's (kernellog.KernelReported: a BUG/WARNING/panic while booting
 # or in a fixture) is a FAIL here: a series that makes the kernel warn at boot regressed.
 KERNEL_ERROR = "KernelReported: kernel reported"
@@ -46,7 +64,7 @@ class TestCase:
     __test__ = False  # a record, not a pytest test class
 
     nodeid: str  # "vmtests/test_archive.py::test_identity[x86_64-sysfs]"
-    outcome: str  # PASS, FAIL, ERROR or SKIP
+    outcome: Outcome
     message: str = ""  # first line of the failure, error or skip message
     kernel: tuple[str, ...] = ()  # the kernel's reports the message quotes, headline first
 
@@ -55,7 +73,7 @@ class TestCase:
 class SideResult:
     arch: str
     variant: str
-    status: str  # one of STATUSES
+    status: SideStatus
     message: str = ""  # why the status is not "ok" (build log tail, console tail, ...)
     tests: Mapping[str, TestCase] = field(default_factory=dict)
     records: tuple[dict[str, Any], ...] = ()  # results.json "records"
@@ -66,7 +84,7 @@ class SideResult:
 
     @property
     def target(self) -> str:
-        return f"{self.arch}-{self.variant}"
+        return target_id(self.arch, self.variant)
 
 
 def nodeid(classname: str, name: str, file: str | None = None) -> str:
@@ -83,10 +101,6 @@ def nodeid(classname: str, name: str, file: str | None = None) -> str:
     return "::".join([p for p in (path, *parts[split:]) if p] + [name])
 
 
-def _first_line(text: str | None) -> str:
-    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
-
-
 def kernel_reports(message: str) -> tuple[str, ...]:
     """The BUG/WARNING/Oops/panic reports a failure or error message quotes, each as its
     lines; only after the plugin's "kernel reported during", so a test that merely talks
@@ -100,15 +114,17 @@ def kernel_reports(message: str) -> tuple[str, ...]:
 
 def _case(element: ET.Element) -> TestCase:
     ident = nodeid(element.get("classname", ""), element.get("name", ""), element.get("file"))
-    for tag, outcome in (("failure", FAIL), ("error", ERROR), ("skipped", SKIP)):
+    for tag, outcome in (("failure", Outcome.FAIL), ("error", Outcome.ERROR),
+                         ("skipped", Outcome.SKIP)):
         child = element.find(tag)
         if child is not None:
-            message = _first_line(child.get("message")) or _first_line(child.text)
-            if outcome == ERROR and KERNEL_ERROR in f"{child.get('message')}\n{child.text}":
-                outcome = FAIL
-            kernel = kernel_reports(child.get("message") or "") if outcome != SKIP else ()
+            message = first_line(child.get("message")) or first_line(child.text)
+            said = f"{child.get('message')}\n{child.text}"
+            if outcome == Outcome.ERROR and KERNEL_ERROR in said:
+                outcome = Outcome.FAIL
+            kernel = kernel_reports(child.get("message") or "") if outcome != Outcome.SKIP else ()
             return TestCase(ident, outcome, message, kernel)
-    return TestCase(ident, PASS)
+    return TestCase(ident, Outcome.PASS)
 
 
 def parse_junit(text: str) -> dict[str, TestCase]:
@@ -174,15 +190,15 @@ def _read_timing(paths: Sequence[Path]) -> tuple[tuple[dict[str, Any], ...], lis
     return tuple(docs), notes
 
 
-def load_side(arch: str, variant: str, *, status: str = OK, message: str = "",
-              junit: Path | None = None, results_json: Path | None = None,
+def load_side(arch: str, variant: str, *, status: SideStatus = SideStatus.OK,
+              message: str = "", junit: Path | None = None, results_json: Path | None = None,
               archive: Path | None = None, config: Path | None = None,
               timing: Sequence[Path] | None = None) -> SideResult:
     """Read one side from its files. ``timing`` None means: the documents that results.json's
     timing records name. A side said to be "ok" without a readable JUnit file becomes
     "no-results" (pytest did not finish); a failed build or boot keeps its own status."""
-    if status not in STATUSES:
-        raise ValueError(f"side status {status!r}: expected one of {', '.join(STATUSES)}")
+    if status not in tuple(SideStatus):  # a caller mypy does not check
+        raise ValueError(f"side status {status!r}: expected one of {', '.join(SideStatus)}")
     tests, why = _read_junit(junit)
     records, notes = _read_records(results_json)
     if timing is None:
@@ -193,8 +209,8 @@ def load_side(arch: str, variant: str, *, status: str = OK, message: str = "",
                if path is not None and _existing(path) is None]
     side = SideResult(arch, variant, status, message, tests, records, _existing(archive),
                       _existing(config), docs, (*notes, *timing_notes, *missing))
-    if why and status == OK:
-        return replace(side, status=NO_RESULTS, message=why)
+    if why and status == SideStatus.OK:
+        return replace(side, status=SideStatus.NO_RESULTS, message=why)
     return side
 
 

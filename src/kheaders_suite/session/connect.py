@@ -29,7 +29,7 @@ from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
 from kheaders_suite.host import tools
 from kheaders_suite.host.deadline import Deadline
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.session.guest import Guest
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
@@ -221,7 +221,7 @@ def _lost_message(vm: VM, why: str) -> str:
     hint = console.boot_hint(vm.console_text())
     if hint:
         why = f"{why}; {hint}"
-    return (f"VM lost ({vm.spec.arch.name}-{vm.spec.build.variant}): {why}\n"
+    return (f"VM lost ({target_id(vm.spec.arch.name, vm.spec.build.variant)}): {why}\n"
             f"console log {vm.console}, last lines:\n{console.tail(vm.console_text(), 40)}")
 
 
@@ -234,7 +234,7 @@ def boot(build: KernelBuild, opts: BootOptions, log: Path, progress: Progress, *
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     spec = spec_for(build, opts, decision, progress)
-    label = f"{arch.name}-{build.variant}"
+    label = target_id(arch.name, build.variant)
     for attempt in range(1, PORT_ATTEMPTS + 1):
         progress(f"{label}: booting {build.release} under {decision.name}, console {log}")
         vm = launch(spec, log)

@@ -28,7 +28,7 @@ from kheaders_suite.errors import (
     VMLost,
 )
 from kheaders_suite.host.deadline import Deadline
-from kheaders_suite.records import BootProfile, CommandResult
+from kheaders_suite.records import BootProfile, CommandResult, target_id
 from kheaders_suite.session.agentlink import Agent, Lost
 from kheaders_suite.session.kernellog import KernelLog, Scan
 
@@ -99,7 +99,7 @@ class Guest:
         why = self.vm.gone(settle)
         if why is None:
             return None
-        return (f"VM lost ({self.arch.name}-{self.build.variant}): {why}; console "
+        return (f"VM lost ({target_id(self.arch.name, self.build.variant)}): {why}; console "
                 f"{self.vm.console}, last lines:\n{self.console_tail()}")
 
     @contextlib.contextmanager

@@ -15,7 +15,6 @@ them is found the same way.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import subprocess
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kheaders_suite.errors import InfraError, UserError
+from kheaders_suite.host.digest import file_sha256
 from kheaders_suite.host.locks import file_lock
 
 PACKAGE_RE = re.compile(r"^linux-source-\d+\.\d+$")
@@ -140,11 +140,6 @@ def _version_key(version: str) -> tuple[tuple[int, ...], int]:
     return (tuple(int(n) for n in re.findall(r"\d+", upstream)), 0 if "~" in version else 1)
 
 
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def candidate(cache: Path, package: str) -> Candidate:
     """The newest ``package`` in Debian's suites (the private lists refreshed once a day)."""
     check_package_name(package)
@@ -169,7 +164,7 @@ def download(cache: Path, cand: Candidate) -> Path:
     root = cache / "apt"
     deb = deb_path(cache, cand)
     with file_lock(cache / "apt.lock", timeout=900):
-        if not deb.exists() or sha256_of(deb) != cand.sha256:
+        if not deb.exists() or file_sha256(deb) != cand.sha256:
             _download(root, cand, deb)
     return deb
 
@@ -207,7 +202,7 @@ def _download(root: Path, cand: Candidate, deb: Path) -> None:
          deb.parent)
     if not deb.exists():
         raise InfraError(f"apt-get download left no {deb.name} in {deb.parent}")
-    got = sha256_of(deb)
+    got = file_sha256(deb)
     if got != cand.sha256:
         deb.unlink()
         raise InfraError(f"{deb.name}: SHA256 {got} differs from Debian's index "

@@ -47,7 +47,9 @@ EXTRACT_TIMEOUT = 1800.0
 SUPPORTED_MIN = KernelVersion(6, 1)
 SUPPORTED_BELOW = KernelVersion(8, 0)
 SUPPORTED = f"{SUPPORTED_MIN.major}.{SUPPORTED_MIN.minor} to {SUPPORTED_BELOW.major - 1}.x"
-# CONFIG_IKHEADERS itself: merged for 5.2 (43d8ce9d65a5, moved to sysfs by f7b101d33046).
+# CONFIG_IKHEADERS itself: merged for 5.2 by commit 43d8ce9d65a5 ("Provide in-kernel headers
+# to make extending kernel easier"), moved to sysfs by commit f7b101d33046 ("kheaders: Move
+# from proc to sysfs").
 IKHEADERS_SINCE = KernelVersion(5, 2)
 
 

@@ -1,4 +1,4 @@
-"""In-guest compile timing against the kheaders archive (issue 5).
+"""In-guest compile timing against the kheaders archive.
 
 The 2019 review argued without data: one side, that each compiler invocation could decompress
 the archive into memory and that this beats open/read from disk; the other, that
@@ -11,7 +11,7 @@ you want to compile in parallel". Four strategies, timed inside the guest per ar
                   removes it; N such jobs in parallel
   pre-installed   the archive extracted once on the host into <build.dir>/headers-preinstalled,
                   read by the guest over the shared filesystem (9p here): no archive at all
-  in-memory       (issue 14, clang's front end only) every run decompresses the archive into
+  in-memory       (clang's front end only) every run decompresses the archive into
                   its own memory and hands libclang all its members as unsaved files at a
                   path no file system has: the review's own proposal
 

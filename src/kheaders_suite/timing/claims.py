@@ -43,7 +43,7 @@ def gcc_samples(doc: dict[str, Any], strategy: str) -> dict[int, list[float]]:
 def clearly_slower(candidate: list[float], reference: list[float]) -> bool:
     """Every candidate sample slower than every reference sample, and the medians further
     apart than the samples' noise."""
-    return compare.judge(reference, candidate) == "REGRESSED"
+    return compare.judge(reference, candidate) == compare.PointStatus.REGRESSED
 
 
 def extraction_median(doc: dict[str, Any]) -> float:
@@ -96,7 +96,7 @@ def parallel_speedup(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-# --- issue 14: the review's own proposal, clang's front end on headers in memory -----------
+# --- the review's own proposal: clang's front end on headers in memory ---------------------
 
 def in_memory_ns(doc: dict[str, Any]) -> list[int]:
     """N where libclang ran both in-memory and extract-once."""
@@ -145,5 +145,5 @@ def memory_not_faster_than_tmpfs(doc: dict[str, Any]) -> list[str]:
         memory = resident_samples(doc, source)
         problems += [f"N={n}: headers {source} {memory[n]} clearly faster than on tmpfs "
                      f"{tmpfs[n]}" for n in sorted(memory.keys() & tmpfs.keys())
-                     if compare.judge(tmpfs[n], memory[n]) == "improved"]
+                     if compare.judge(tmpfs[n], memory[n]) == compare.PointStatus.IMPROVED]
     return problems

@@ -27,9 +27,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import results
 from kheaders_suite.timing.stats import Summary, summarize
 
@@ -38,10 +40,21 @@ FLOOR = 0.03
 IDENTITY = ("arch", "variant", "accel", "online_cpus", "workload", "release")
 
 
+class PointStatus(StrEnum):
+    """A point's verdict (module docstring); the values are what the report lines say."""
+
+    REGRESSED = "REGRESSED"
+    IMPROVED = "improved"
+    OK = "ok"  # within noise
+    FEW = "few"  # fewer than MIN_SAMPLES on a side: not judged
+    NEW = "new"  # in NEW only
+    GONE = "gone"  # in OLD only
+
+
 @dataclass(frozen=True)
 class Verdict:
     key: str
-    status: str  # "REGRESSED", "improved", "ok", "few", "new", "gone"
+    status: PointStatus
     old: Summary | None
     new: Summary | None
     speed: float = 1.0  # new host time / old host time, from the calibration loops
@@ -61,21 +74,21 @@ class Verdict:
         return f"{self.status:<9} {self.key}: old {fmt(self.old)}, new {fmt(self.new)}{change}"
 
 
-def judge(old: Sequence[float], new: Sequence[float]) -> str:
+def judge(old: Sequence[float], new: Sequence[float]) -> PointStatus:
     """The rule in the module docstring, for one point."""
     if len(old) < MIN_SAMPLES or len(new) < MIN_SAMPLES:
-        return "few"
+        return PointStatus.FEW
     a, b = summarize(old), summarize(new)
     threshold = max((a.range + b.range) / 2, FLOOR * a.median)
     if b.min > a.max and b.median - a.median > threshold:
-        return "REGRESSED"
+        return PointStatus.REGRESSED
     if b.max < a.min and a.median - b.median > threshold:
-        return "improved"
-    return "ok"
+        return PointStatus.IMPROVED
+    return PointStatus.OK
 
 
 def samples_by_point(doc: dict[str, Any]) -> dict[str, list[float]]:
-    target = f"{doc['arch']}-{doc['variant']}"
+    target = target_id(doc["arch"], doc["variant"])
     out = {f"{target} extraction": list(doc["extraction"].get("samples") or [])}
     for (compiler, strategy, n), point in sorted(results.points(doc).items()):
         out[f"{target} {compiler} {strategy} N={n}"] = list(point["samples"])
@@ -98,7 +111,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
     for key in sorted(a.keys() | b.keys()):
         sa, sb = a.get(key), b.get(key)
         if sa is None or sb is None:
-            status = "new" if sa is None else "gone"
+            status = PointStatus.NEW if sa is None else PointStatus.GONE
         else:
             status = judge(sa, [x / speed for x in sb])
         verdicts.append(Verdict(key, status, summarize(sa) if sa else None,
@@ -149,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts = compare(old, new)
     for verdict in verdicts:
         print(verdict.line())
-    return 1 if any(v.status == "REGRESSED" for v in verdicts) else 0
+    return 1 if any(v.status == PointStatus.REGRESSED for v in verdicts) else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Where a point's spread comes from (issue 14's noise): rounds the host slowed down.
+"""Where a point's spread comes from: rounds the host slowed down.
 
 Every measured round starts with the calibration loop (sweep.CALIBRATION: a fixed CPU-bound
 shell loop with nothing of the kernel under test in it), so sample i of every point and

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing.stats import summarize
 
 COMBINED = "compile-timing.png"
@@ -69,7 +70,7 @@ def _panel(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_xlabel(f"parallel jobs N ({len(doc['workload'])} compiles each)")
     ax.set_ylabel("batch wall time (s)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{doc['arch']}-{doc['variant']} {doc['release']} "
+    ax.set_title(f"{target_id(doc['arch'], doc['variant'])} {doc['release']} "
                  f"{doc['accel']} {doc['online_cpus']} vCPUs", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -10,28 +10,23 @@ later runs share it; a stamp holding the archive's sha256 says it is complete an
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 from kheaders_suite.errors import InfraError
+from kheaders_suite.host.digest import file_sha256
 from kheaders_suite.host.extract import extract_tree
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.records import KernelBuild
+from kheaders_suite.records import KernelBuild, target_id
 
 DIRNAME = "headers-preinstalled"
 STAMP = ".kheaders-sha256"
 LOCK_TIMEOUT = 600.0
 
 
-def sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def extract(archive: Path, dest: Path) -> Path:
     """Extract ``archive`` into ``dest`` once; a matching stamp means it is already there."""
-    want = sha256(archive)
+    want = file_sha256(archive)
     stamp = dest / STAMP
     if stamp.is_file() and stamp.read_text() == want:
         return dest
@@ -50,5 +45,5 @@ def extract(archive: Path, dest: Path) -> Path:
 
 def ensure(build: KernelBuild) -> Path:
     if build.archive is None:
-        raise InfraError(f"{build.arch}-{build.variant}: build has no kheaders archive")
+        raise InfraError(f"{target_id(build.arch, build.variant)}: build has no kheaders archive")
     return extract(build.archive, build.dir / DIRNAME)

@@ -11,7 +11,7 @@ Schema "kheaders-suite/compile-timing/1" (validate() checks it; tests/test_timin
     overhead [{strategy, n, steps, warmup, samples}]       (the same jobs, every step `true`)
     points [{compiler, strategy, n, warmup, samples, tmpfs_peak_bytes, batches}]
     failures [{strategy, compiler, n, round, job, rc, step, stderr}]
-    resident {decompress_seconds, files, bytes, roots, failures,          (issue 14; or null)
+    resident {decompress_seconds, files, bytes, roots, failures,   (frontend.py resident; or null)
               points [{source, n, warmup, samples, batches}]}
 
 Samples are wall seconds of one batch (N jobs started together, until the last one ends).
@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing.sweep import SweepPlan
 
 SCHEMA = "kheaders-suite/compile-timing/1"
@@ -86,7 +87,7 @@ def _name(kind: type | tuple[type, ...]) -> str:
 
 
 def file_name(arch: str, variant: str) -> str:
-    return f"{arch}-{variant}.json"
+    return f"{target_id(arch, variant)}.json"
 
 
 def write(doc: dict[str, Any], directory: Path) -> Path:

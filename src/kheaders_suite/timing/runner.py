@@ -1,4 +1,5 @@
-"""Run the sweep inside the guest: upload compilebench.py and the workload, read its JSON.
+"""Run the sweep inside the guest: upload compilebench.py (and the batch module it imports)
+and the workload, read its JSON.
 
 The measuring loop runs in the guest, so SSH latency is in no sample; this side only moves
 files, starts one command with a bounded timeout and parses what it prints.
@@ -15,10 +16,10 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kheaders_suite.inguest import source
+from kheaders_suite.inguest import bench_files, source
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.steps import archive_present
@@ -66,9 +67,18 @@ def upload_frontend(guest: Guest, clang_args: list[str]) -> None:
     guest.write_bytes(f"{GUEST_DIR}/clang-args.json", json.dumps(clang_args).encode())
 
 
+def upload_bench(guest: Guest) -> None:
+    """compilebench.py and the module it imports, where inguest.BENCH_FILES puts them."""
+    files = bench_files()
+    dirs = sorted({str(PurePosixPath(GUEST_DIR, rel).parent) for rel in files})
+    guest.run(("mkdir", "-p", *dirs), check=True)
+    for rel, data in files.items():
+        guest.write_bytes(f"{GUEST_DIR}/{rel}", data)
+
+
 def upload(guest: Guest, plan: sweep.SweepPlan, clang_args: list[str]) -> tuple[str, ...]:
     guest.run(("mkdir", "-p", f"{GUEST_DIR}/src"), check=True)
-    guest.write_bytes(f"{GUEST_DIR}/compilebench.py", source("compilebench.py"))
+    upload_bench(guest)
     if plan.frontend:
         upload_frontend(guest, clang_args)
     paths = []
@@ -105,7 +115,8 @@ def run(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str) ->
 
 def resident(guest: Guest, plan: sweep.SweepPlan, archive: str, preinstalled: str,
              sources: tuple[str, ...], clang_args: list[str]) -> dict[str, Any]:
-    """frontend.py's headers-already-in-memory comparison (issue 14's first claim)."""
+    """frontend.py's headers-already-in-memory comparison (claims.memory_not_faster_than_tmpfs:
+    are headers already in memory faster to parse than the same headers on tmpfs?)."""
     config = sweep.resident_config(plan, workdir=f"{GUEST_DIR}/work", archive=archive,
                                    preinstalled=preinstalled, sources=sources, args=clang_args)
     guest.write_bytes(f"{GUEST_DIR}/resident.json", json.dumps(config).encode())

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kheaders_suite.records import target_id
 from kheaders_suite.timing import noise
 from kheaders_suite.timing.stats import summarize
 
@@ -131,7 +132,7 @@ def _worst(rec: dict[str, Any], key: str) -> str:
 
 
 def _timing_lines(rec: dict[str, Any]) -> list[str]:
-    target = rec.get("target") or f"{rec['arch']}-{rec['variant']}"
+    target = rec.get("target") or target_id(rec["arch"], rec["variant"])
     lines = []
     for p in sorted(rec["points"], key=lambda p: (p["compiler"], p["n"], p["strategy"])):
         lines.append(

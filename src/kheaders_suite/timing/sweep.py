@@ -6,9 +6,9 @@ parallel points are in the full sweep: the parallel question is per-invocation a
 extract-once), and at N = vCPUs extract-once alone (what parallel-vs-serial needs).
 Measured under TCG on the 2-core host with 2 vCPUs: a compile of execsnoop.c ~2.6 s, over
 9p ~6.5 s, an extraction ~1.5 s, a batch of 4 per-invocation jobs ~13 s: ~130 s of guest
-time per variant when the host is quiet (149 s measured with one hiccup; 190 s before
-pre-installed was cut to N=1); a second file would add ~100 s.
-libclang (issue 14), reduced: in-memory and extract-once at 2 x vCPUs (what the
+time per variant when the host is quiet (149 s measured with one hiccup; pre-installed at
+every N would take ~190 s); a second file would add ~100 s.
+libclang, reduced: in-memory and extract-once at 2 x vCPUs (what the
 decompress-on-every-run claim compares), and the parse-only comparison (frontend.py resident)
 at N=1 for headers in memory (only those the program uses) against tmpfs; measured on x86_64
 under TCG, the libclang part of a reduced sweep with every source and N=1 too took ~7.5 min,
@@ -30,8 +30,8 @@ from kheaders_suite.errors import UserError
 from kheaders_suite.timing import workload
 
 STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
-# Issue 14: clang's front end (libclang, inguest/frontend.py), the review's own proposal
-# among them: "in-memory" decompresses the archive into the compiler's memory on every run.
+# clang's front end (libclang, inguest/frontend.py) also runs the review's own proposal:
+# "in-memory" decompresses the archive into the compiler's memory on every run.
 FRONTEND = "libclang"
 FRONTEND_STRATEGIES = ("in-memory", *STRATEGIES)
 # frontend.py's SOURCES; the reduced sweep (CI) keeps the pair its claim compares most sharply

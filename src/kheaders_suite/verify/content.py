@@ -2,10 +2,10 @@
 
 Which tree file: the object tree's copy wins over the source tree's of the same name, because
 gen_kheaders.sh copies the source tree first and the object tree over it (``cpio -pdu`` since
-1e8ca62b79de; ``tar -x`` after 82a1978d0fdc; explicit file lists since 626c54af3576). The bug
-that 1e8ca62b79de fixed is checked by name: when a member differs from the object tree's
-file but equals the source tree's, the archive kept a stale source-tree header that shadows
-the generated one.
+commit 1e8ca62b79de; ``tar -x`` after commit 82a1978d0fdc; explicit file lists since commit
+626c54af3576). The bug that commit 1e8ca62b79de fixed is checked by name: when a member
+differs from the object tree's file but equals the source tree's, the archive kept a stale
+source-tree header that shadows the generated one.
 
 Symlinks (include/dt-bindings has some) are packed as symlinks, so they compare by target.
 """

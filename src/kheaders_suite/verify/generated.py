@@ -5,7 +5,7 @@ scripts/kconfig/confdata.c writes it: y -> ``#define CONFIG_X 1``, m -> ``#defin
 CONFIG_X_MODULE 1``, strings as written in .config (already quoted and escaped), int as is,
 hex with a "0x" prefix added when .config lacks it, n / "is not set" -> absent. The archive's
 copy went through the comment stripping too, which removes only its header comment. A config
-change that did not regenerate the archive (suspected since 0e0345b77ac4 made the
+change that did not regenerate the archive (suspected since commit 0e0345b77ac4 made the
 include/config stamps non-*.h while autoconf.h stays out of the md5) shows up here.
 
 release: UTS_RELEASE in include/generated/utsrelease.h equals the guest's ``uname -r``.
@@ -88,17 +88,22 @@ def config(archive: ArchiveInput, dot_config_text: str) -> CheckResult:
                   f"{'_MODULE' if 'CONFIG_IKHEADERS_MODULE' in want else ''} among them)")
 
 
+def uts_release(utsrelease_h: bytes) -> str | None:
+    """The release utsrelease.h defines (``#define UTS_RELEASE "6.12.117"``); None if none."""
+    match = _UTS_RELEASE.search(utsrelease_h)
+    return match.group(1).decode(errors="replace") if match else None
+
+
 def release(archive: ArchiveInput, uname_r: str) -> CheckResult:
     """UTS_RELEASE in the archive's utsrelease.h equals the running kernel's release."""
     name = "release"
     data = _member_bytes(name, archive, UTSRELEASE)
     if isinstance(data, CheckResult):
         return data
-    match = _UTS_RELEASE.search(data)
-    if match is None:
+    archived, running = uts_release(data), uname_r.strip()
+    if archived is None:
         return failed(name, f"no UTS_RELEASE in {UTSRELEASE}",
                       data.decode(errors="replace").splitlines()[:5])
-    archived, running = match.group(1).decode(errors="replace"), uname_r.strip()
     if archived != running:
         return failed(name, f"archive is for {archived!r}, guest runs {running!r}")
     return passed(name, f"UTS_RELEASE {archived!r} matches uname -r")

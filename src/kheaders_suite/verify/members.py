@@ -4,12 +4,12 @@ The expected list is computed from the trees, independently of the archive, foll
 script of the kernel version at hand:
 
 - 5.2: every file under include/ and arch/$SRCARCH/include/ except "*.cmd" and dot files,
-  plus kernel/gen_kheaders.sh itself. From 5.3 on (7199ff7d7400) only "*.h".
+  plus kernel/gen_kheaders.sh itself. From 5.3 on (commit 7199ff7d7400) only "*.h".
 - Source tree and, for the O= builds this suite makes, the object tree; until 6.17 both whole
-  include/ dirs, since the 6.17 rewrite (626c54af3576) the source tree without its
+  include/ dirs, since the 6.17 rewrite (commit 626c54af3576) the source tree without its
   include/generated dirs and the object tree's generated dirs only.
-- include/generated/utsversion.h: left out since 41e86fe7ebe9 (6.14); before that it was in
-  the archive or not depending on build order, so it is optional there.
+- include/generated/utsversion.h: left out since commit 41e86fe7ebe9 (6.14); before that it
+  was in the archive or not depending on build order, so it is optional there.
 
 ``objtree_headers`` is the build's copy of the object tree's *.h (KernelBuild): for 5.2 the
 object tree's non-headers (include/config/auto.conf...) are not in that copy, so they show up
@@ -28,9 +28,9 @@ from kheaders_suite.verify.result import CheckResult, failed, passed
 
 NAME = "member_list"
 UTSVERSION = "include/generated/utsversion.h"
-ONLY_HEADERS_SINCE = KernelVersion(5, 3)  # 7199ff7d7400
-NO_UTSVERSION_SINCE = KernelVersion(6, 14)  # 41e86fe7ebe9
-FILE_LISTS_SINCE = KernelVersion(6, 17)  # 626c54af3576: kheaders-srclist/-objlist
+ONLY_HEADERS_SINCE = KernelVersion(5, 3)  # commit 7199ff7d7400
+NO_UTSVERSION_SINCE = KernelVersion(6, 14)  # commit 41e86fe7ebe9
+FILE_LISTS_SINCE = KernelVersion(6, 17)  # commit 626c54af3576: kheaders-srclist/-objlist
 
 
 def header_dirs(srcarch: str) -> tuple[str, str]:
@@ -73,7 +73,7 @@ def expected_members(source_dir: Path, objtree_headers: Path, srcarch: str,
 
 
 def optional_members(version: KernelVersion) -> set[str]:
-    """Names that may be present or not: utsversion.h before 6.14 (41e86fe7ebe9)."""
+    """Names that may be present or not: utsversion.h before 6.14 (commit 41e86fe7ebe9)."""
     return {UTSVERSION} if version < NO_UTSVERSION_SINCE else set()
 
 
