@@ -3,10 +3,12 @@ alike from a checkout and from an installed wheel, and the ``kheaders-suite`` co
 
 A checkout holds the suite at vmtests/ (``pytest vmtests``: the root conftest.py loads the
 plugin, pyproject.toml holds the settings). A wheel installs the same files as the package
-kheaders_suite.vmtests (pyproject.toml's package-dir), and vmsuite.ini next to this file
-holds the same settings. Either way pytest's rootdir is the suite's parent directory, so node
-ids read "vmtests/test_archive.py::test_identity[x86_64-sysfs]" from both: patch CI compares
-the two sides and names KCIDB tests by them.
+kheaders_suite.vmtests (pyproject.toml's package-dir), without pyproject.toml or the root
+conftest.py: so every run made here (kheaders-ci's, kheaders-suite's) takes vmsuite.ini, the
+same settings, and names the plugin itself, from a checkout too. Either way pytest's rootdir
+is the suite's parent directory, so node ids read
+"vmtests/test_archive.py::test_identity[x86_64-sysfs]" from both: patch CI compares the two
+sides and names KCIDB tests by them.
 
     kheaders-suite [PYTEST OPTIONS] [vmtests/...]   the installed suite, as `pytest vmtests`
 """
@@ -23,8 +25,8 @@ from kheaders_suite.errors import InfraError
 PROG = "kheaders-suite"
 NAME = "vmtests"
 PACKAGE_DIR = Path(__file__).resolve().parent
-# The settings of pyproject.toml's [tool.pytest.ini_options] a VM run needs (its markers and
-# addopts), for runs where that file is not there; tests/test_vmsuite.py holds them equal.
+# pyproject.toml's [tool.pytest.ini_options] a VM run needs (markers, addopts), in a file a
+# wheel installs; tests/test_vmsuite.py holds the two equal.
 INI = PACKAGE_DIR / "vmsuite.ini"
 PLUGIN = "kheaders_suite.plugin"
 
@@ -43,8 +45,9 @@ def suite_dir(homes: Sequence[Path] = (PACKAGE_DIR, REPO_ROOT)) -> Path:
 def config_args(suite: Path) -> tuple[str, ...]:
     """The options that make a run of ``suite`` the same wherever it lies. -c: pytest would
     otherwise take the first ini file above an installed package (a venv inside a project
-    finds the project's); --rootdir: the ids are relative to it; -p: the plugin (a checkout's
-    root conftest.py names it too, and pytest registers it once)."""
+    finds the project's); --rootdir: the ids are relative to it; -p: the plugin, which only
+    a checkout's root conftest.py names (and outside the ini file's directory pytest does
+    not load that one)."""
     return ("-c", str(INI), "--rootdir", str(suite.parent), "-p", PLUGIN)
 
 
