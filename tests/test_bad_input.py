@@ -15,6 +15,7 @@ import site
 import stat
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,8 +371,8 @@ def test_virtme_ng_missing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("output", "message"), [
-    ("virtme-ng 1.33", "{vng} is virtme-ng 1.33, older than the 1.34 the suite needs "
-                       f"(vng --ssh-tcp); {tools.VNG_PIP}"),
+    ("virtme-ng 1.41", "{vng} is virtme-ng 1.41, older than the 1.42 the suite is tested "
+                       f"with (its CI's); {tools.VNG_PIP}"),
     ("vng: broken", f"{{vng}} --version: cannot tell its version (vng: broken); {tools.VNG_PIP}"),
 ], ids=["too-old", "unreadable"])
 def test_virtme_ng_too_old(tmp_path: Path, output: str, message: str) -> None:
@@ -382,11 +383,12 @@ def test_virtme_ng_too_old(tmp_path: Path, output: str, message: str) -> None:
 
 
 def test_virtme_ng_too_old_end_to_end(tmp_path: Path) -> None:
-    path = stub_dir(tmp_path / "bin", host_programs() | {"vng": "virtme-ng 1.33"})
+    path = stub_dir(tmp_path / "bin", host_programs() | {"vng": "virtme-ng 1.41"})
     python, env = outside_venv(tmp_path)
     run = suite(tmp_path, path=path, python=python, env=env)
-    assert_bad_input(run, tmp_path, f"{tmp_path}/bin/vng is virtme-ng 1.33, older than the "
-                                     f"1.34 the suite needs (vng --ssh-tcp); {tools.VNG_PIP}")
+    assert_bad_input(run, tmp_path, f"{tmp_path}/bin/vng is virtme-ng 1.41, older than the "
+                                     f"1.42 the suite is tested with (its CI's); "
+                                     f"{tools.VNG_PIP}")
 
 
 def test_the_venvs_vng_comes_first_and_is_new_enough(tmp_path: Path) -> None:
@@ -395,6 +397,14 @@ def test_the_venvs_vng_comes_first_and_is_new_enough(tmp_path: Path) -> None:
     venv = stub_dir(tmp_path / "venv", {"vng": "virtme-ng 1.42"})
     assert tools.find_vng(beside=Path(venv), path=old) == Path(venv) / "vng"
     tools.check_vng(Path(venv) / "vng")
+
+
+def test_the_vng_floor_is_what_pyproject_installs() -> None:
+    """The check, its pip hint and the dependency agree on one minor: the one CI runs."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert "virtme-ng>=1.42,<1.43" in project["dependencies"]
+    assert tools.VNG_MIN == (1, 42)
+    assert tools.VNG_PIP == "pip install 'virtme-ng>=1.42,<1.43'"
 
 
 @pytest.mark.parametrize(("output", "version"), [

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite import vmsuite
 from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import run
@@ -20,12 +21,15 @@ from tests.test_source import fake_kernel
 
 X86_SYSFS = run.Job("x86_64", "sysfs")
 OPTS = run.SuiteOptions(cache_dir=Path("/c"), select="test_archive", python="/py")
+# The checkout's suite (these tests run from one), with the settings a wheel has too.
+SUITE = ("-c", str(vmsuite.INI), "--rootdir", str(REPO_ROOT), "-p", "kheaders_suite.plugin",
+         f"{REPO_ROOT}/vmtests")
 
 
 def test_the_pytest_command_of_one_side() -> None:
     paths = run.side_paths(Path("/o"), "base", X86_SYSFS)
     assert run.pytest_command(Path("/clone"), X86_SYSFS, OPTS, paths) == (
-        "/py", "-m", "pytest", f"{REPO_ROOT}/vmtests", "--kernel-src", "/clone",
+        "/py", "-m", "pytest", *SUITE, "--kernel-src", "/clone",
         "--arch", "x86_64", "-k", "x86_64-sysfs and (test_archive)", "-m", "not timing",
         "--cache-dir", "/c", "--accel", "auto",
         "--results-dir", "/o/base/x86_64-sysfs/results",
@@ -45,7 +49,7 @@ def test_a_sweep_runs_the_timing_tests_too() -> None:
 def test_the_collect_command_covers_every_job() -> None:
     jobs = (X86_SYSFS, run.Job("x86_64", "proc"), run.Job("arm64", "sysfs"))
     assert run.collect_command(Path("/t"), jobs, OPTS) == (
-        "/py", "-m", "pytest", f"{REPO_ROOT}/vmtests", "--kernel-src", "/t",
+        "/py", "-m", "pytest", *SUITE, "--kernel-src", "/t",
         "--arch", "x86_64,arm64",
         "-k", "(x86_64-sysfs or x86_64-proc or arm64-sysfs) and (test_archive)",
         "-m", "not timing", "--cache-dir", "/c", "--collect-only", "-q", "--no-header",

@@ -1,4 +1,4 @@
-"""The carried kernel patches (kernels/patches/), checked without building a kernel.
+"""The carried kernel patches (catalog/kernels/patches/), checked without building a kernel.
 
 Every patch must be a git format-patch mail with a real commit message, a well-formed unified
 diff, and must not touch a header: the archive packs the tree's *.h files, so a header change

@@ -29,7 +29,8 @@ from kheaders_suite.plugin.options import Settings
 from kheaders_suite.plugin.suite import build_options, progress
 from kheaders_suite.records import Target
 from kheaders_suite.source.tree import KernelSource
-from vmtests.test_faults import inner_argv, memory_for, outcomes, qemus_with
+
+from .test_faults import inner_argv, memory_for, outcomes, qemus_with
 
 BUGS = Path(__file__).parent / "bugs"
 # (inner test, bug=, the first line of the kernel's report as its checker words it). KASAN

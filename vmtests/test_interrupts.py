@@ -17,7 +17,8 @@ import pytest
 
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
-from vmtests.test_faults import inner_argv, memory_for, qemus_with
+
+from .test_faults import inner_argv, memory_for, qemus_with
 
 INNER = '''
 import os

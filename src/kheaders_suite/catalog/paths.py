@@ -1,4 +1,5 @@
-"""Where things live: the repo's kernels/ data and the build cache (outside the repo)."""
+"""Where things live: the package's kernel data (kernels/ next to this file: the config
+fragments and the carried patches), the checkout's root, and the build cache (outside both)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 from kheaders_suite.records import target_id
 
-# src/kheaders_suite/catalog/paths.py -> repo root
+# src/kheaders_suite/catalog/paths.py -> the checkout's root: tests/, benchmarks/ and the
+# checkout's vmtests/ live there. An installed package has none; nothing it runs needs one.
 REPO_ROOT = Path(__file__).resolve().parents[3]
-KERNELS_DIR = REPO_ROOT / "kernels"
+# Package data, so that an installed wheel builds kernels as a checkout does. Real files, not
+# importlib.resources Traversables: make, git and patch are handed these paths.
+KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 CONFIGS_DIR = KERNELS_DIR / "configs"
 PATCHES_DIR = KERNELS_DIR / "patches"
 

@@ -25,9 +25,9 @@ class GuestStep:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    # Fragment under kernels/configs/, merged after the base and arch fragments.
+    # Fragment under catalog/kernels/configs/, merged after the base and arch fragments.
     fragment: str
-    # Patch series under kernels/patches/<series>/<min-version>/, or None for mainline code.
+    # Patch series under catalog/kernels/patches/<series>/<min-version>/, or None for mainline code.
     patch_series: str | None
     # Absolute path of the archive in the guest once ``setup`` has run.
     archive_path: str

@@ -55,8 +55,9 @@ the series:
 what it does:
   --tree is never written to: it is cloned (git clone --shared --no-checkout) into
   <cache-dir>/patchci/clones/<hash of its path>/linux, reused by later runs on the same
-  tree. Base, then patched, is checked out there and the suite runs per arch x variant:
-    python -m pytest vmtests --kernel-src CLONE --arch ARCH -k "ARCH-VARIANT [and (SELECT)]"
+  tree. Base, then patched, is checked out there and the VM suite (the installed one, or a
+  checkout's vmtests/) runs per arch x variant:
+    python -m pytest SUITE --kernel-src CLONE --arch ARCH -k "ARCH-VARIANT [and (SELECT)]"
   with -m "not timing" (--sweep none) or --sweep reduced|full. Outputs, under --out:
     base/, patched/ARCH-VARIANT/  junit.xml, pytest.log, results/, the archive and .config
     jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json of the job

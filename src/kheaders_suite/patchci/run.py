@@ -1,6 +1,7 @@
 """One side of one job: the suite's own pytest run on the clone, and what became of it.
 
-Each (side, arch x variant) is one pytest subprocess on vmtests/, selected with -k by the
+Each (side, arch x variant) is one pytest subprocess on the VM suite (vmsuite.py: the
+installed kheaders_suite.vmtests, or a checkout's vmtests/), selected with -k by the
 target id the suite parametrizes its VM tests with ("x86_64-sysfs"), writing everything to
 <out>/<side>/<arch>-<variant>/: junit.xml, results/ (results.json, consoles), pytest.log,
 and copies of the build's archive and .config (a later build of the same key would replace
@@ -31,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kheaders_suite import vmsuite
 from kheaders_suite.build.inputs import build_key
 from kheaders_suite.build.kernel import BuildOptions, key_inputs
 from kheaders_suite.catalog import arches, variants
-from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
+from kheaders_suite.catalog.paths import build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
@@ -136,7 +138,7 @@ def _selection(opts: SuiteOptions) -> tuple[str, ...]:
 def pytest_command(clone: Path, job: Job, opts: SuiteOptions,
                    paths: SidePaths) -> tuple[str, ...]:
     """The suite's run of one side of one job (no xdist: one target, one guest)."""
-    return (opts.python, "-m", "pytest", str(REPO_ROOT / "vmtests"),
+    return (opts.python, "-m", "pytest", *vmsuite.pytest_args(),
             "--kernel-src", str(clone), "--arch", job.arch,
             "-k", keyword([job.target], opts.select), *_selection(opts),
             "--cache-dir", str(opts.cache_dir), "--accel", opts.accel,
@@ -147,7 +149,7 @@ def pytest_command(clone: Path, job: Job, opts: SuiteOptions,
 def collect_command(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> tuple[str, ...]:
     """The same selection, collected only (no build, no guest): does it select anything?"""
     arch_list = ",".join(dict.fromkeys(j.arch for j in jobs))
-    return (opts.python, "-m", "pytest", str(REPO_ROOT / "vmtests"),
+    return (opts.python, "-m", "pytest", *vmsuite.pytest_args(),
             "--kernel-src", str(tree), "--arch", arch_list,
             "-k", keyword([j.target for j in jobs], opts.select), *_selection(opts),
             "--cache-dir", str(opts.cache_dir), "--collect-only", "-q", "--no-header",
@@ -166,7 +168,7 @@ def check_selection(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> None
     not an expression pytest takes: found before anything is built."""
     cmd = collect_command(tree, jobs, opts)
     try:
-        done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+        done = subprocess.run(cmd, capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InfraError(f"collecting vmtests: {exc}") from None
@@ -199,13 +201,13 @@ def _pump(stream: IO[str], log: IO[str], label: str, say: Say) -> None:
 
 def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
                timeout: float = SIDE_TIMEOUT) -> int:
-    """Run ``argv`` from the repo root, its output (stdout and stderr, merged: one pipe
-    cannot deadlock) into ``log``, progress lines to ``say``. Its own process group, so a
-    timeout or an interrupt ends pytest, make and QEMU together."""
+    """Run ``argv`` (here: every path in it is absolute), its output (stdout and stderr,
+    merged: one pipe cannot deadlock) into ``log``, progress lines to ``say``. Its own process
+    group, so a timeout or an interrupt ends pytest, make and QEMU together."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("w") as sink:
-        proc = subprocess.Popen(tuple(argv), cwd=REPO_ROOT, env=env, text=True,
+        proc = subprocess.Popen(tuple(argv), env=env, text=True,
                                 errors="replace", stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

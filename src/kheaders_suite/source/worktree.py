@@ -64,9 +64,10 @@ def range_name(low: KernelVersion, high: KernelVersion) -> str:
 def pick_series(root: Path, name: str, version: KernelVersion) -> PatchSeries:
     """The series whose version range holds ``version``.
 
-    kernels/patches/<name>/<min>-<max>/*.patch, e.g. proc/6.1-6.16: one dir per range of
-    kernels whose kernel/kheaders.c and init/Kconfig the patch was made for. A version in
-    the supported range that no dir covers is an error naming what is carried."""
+    <root>/<name>/<min>-<max>/*.patch (root: catalog/kernels/patches/), e.g. proc/6.1-6.16:
+    one dir per range of kernels whose kernel/kheaders.c and init/Kconfig the patch was made
+    for. A version in the supported range that no dir covers is an error naming what is
+    carried, and the directory to add."""
     ranges = []
     for sub in sorted((root / name).iterdir()) if (root / name).is_dir() else []:
         try:
@@ -78,7 +79,7 @@ def pick_series(root: Path, name: str, version: KernelVersion) -> PatchSeries:
             return PatchSeries(name, low, high, tuple(sorted(folder.glob("*.patch"))))
     have = ", ".join(range_name(lo, hi) for lo, hi, _ in sorted(ranges)) or "none"
     raise PatchFailed(f"no {name} patch covers kernel {version} (carried: {have}); "
-                      f"add kernels/patches/{name}/<min>-<max>/ for it")
+                      f"add {root / name}/<min>-<max>/ for it")
 
 
 def patched_files(patch_text: str) -> list[str]:

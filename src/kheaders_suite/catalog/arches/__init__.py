@@ -1,7 +1,7 @@
 """Architectures as data: one frozen record per file, looked up by name.
 
-Adding an architecture means adding one file here (and its fragment under kernels/configs/)
-and listing it in ``_ALL``; nothing else changes.
+Adding an architecture means adding one file here (and its fragment under
+catalog/kernels/configs/) and listing it in ``_ALL``; nothing else changes.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Arch:
     uts_machine: str
     # Debian's name, for the foreign-arch root filesystem.
     debian_arch: str
-    # The arch's config fragment under kernels/configs/.
+    # The arch's config fragment under catalog/kernels/configs/.
     fragment: str
     # Multiplies every guest timeout under TCG: emulating another ISA costs more.
     tcg_timeout_factor: float
