@@ -24,6 +24,7 @@ from kheaders_suite.session.kernellog import KernelReported
 
 INFRA_ATTR = "kheaders_infra"  # on a TestReport: why its failure is the harness's
 INFRA_PROPERTY = "kheaders-infrastructure"  # the same, as a JUnit property
+KERNEL_ATTR = "kheaders_kernel"  # on a set-up/teardown report: the kernel reported there
 # Faults of the machinery, whatever raised them (socket.timeout is TimeoutError).
 INFRA_TYPES: tuple[type[BaseException], ...] = (
     InfraError, paramiko.SSHException, EOFError, ConnectionError, TimeoutError,
@@ -63,4 +64,5 @@ def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Pat
     return "\n".join(lines)
 
 
-__all__ = ["INFRA_ATTR", "INFRA_PROPERTY", "INFRA_TYPES", "infra_reason", "reproduce"]
+__all__ = ["INFRA_ATTR", "INFRA_PROPERTY", "INFRA_TYPES", "KERNEL_ATTR", "infra_reason",
+           "reproduce"]

@@ -1,0 +1,90 @@
+"""The session-scoped fixture chain, one link per pipeline step:
+
+    target (arch, variant) -> kernel_build -> guest -> kheaders (archive made present)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from kheaders_suite.build.kernel import ensure_build
+from kheaders_suite.catalog import arches, variants
+from kheaders_suite.catalog.variants import Variant
+from kheaders_suite.plugin import options
+from kheaders_suite.plugin.context import RECORDER, SETTINGS, progress
+from kheaders_suite.plugin.phases import raise_if_reported
+from kheaders_suite.plugin.prefetch import prefetch
+from kheaders_suite.records import KernelBuild, Target
+from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.session import steps
+from kheaders_suite.session.guest import Guest
+from kheaders_suite.source.tree import KernelSource, embedded_source, user_source
+
+
+@pytest.fixture(scope="session")
+def suite_settings(pytestconfig: pytest.Config) -> options.Settings:
+    return pytestconfig.stash[SETTINGS]
+
+
+@pytest.fixture(scope="session")
+def recorder(pytestconfig: pytest.Config) -> Recorder:
+    return pytestconfig.stash[RECORDER]
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    value: Target = request.param
+    return value
+
+
+@pytest.fixture(scope="session")
+def kernel_source(suite_settings: options.Settings) -> KernelSource:
+    if suite_settings.kernel_src is not None:
+        return user_source(suite_settings.kernel_src)
+    return embedded_source(suite_settings.cache_dir, suite_settings.kernel_package)
+
+
+@pytest.fixture(scope="session")
+def kernel_build(target: Target, kernel_source: KernelSource,
+                 suite_settings: options.Settings, pytestconfig: pytest.Config) -> KernelBuild:
+    opts = options.build_options(suite_settings)
+    arch = arches.get(target.arch)
+    say = lambda m: progress(pytestconfig, m)  # noqa: E731
+    if not arch.is_native:
+        prefetch(pytestconfig).start(suite_settings.cache_dir, arch, say)
+    return ensure_build(kernel_source, arch, variants.get(target.variant), opts, say)
+
+
+@pytest.fixture(scope="session")
+def guest(target: Target, kernel_build: KernelBuild, suite_settings: options.Settings,
+          pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[Guest]:
+    from kheaders_suite.session.connect import boot
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log = suite_settings.results_dir / "consoles" / f"{target.id}-{worker}.log"
+    booted = boot(kernel_build, options.boot_options(suite_settings), log,
+                  lambda m: progress(pytestconfig, m))
+    recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
+                 accel=booted.accel.name, release=kernel_build.release)
+    try:
+        # The boot log (the proc/debugfs patches' init runs there): a report errors every
+        # test of the target, once, with this scan (pytest keeps a session fixture's error).
+        raise_if_reported(booted, f"the boot of {target.id}")
+        yield booted
+    finally:
+        booted.close()
+
+
+@pytest.fixture
+def variant(target: Target) -> Variant:
+    return variants.get(target.variant)
+
+
+@pytest.fixture
+def kheaders(guest: Guest, kernel_build: KernelBuild) -> Iterator[str]:
+    """The archive made present for one test, removed again afterwards."""
+    with steps.archive_present(guest, kernel_build) as path:
+        yield path
