@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from kheaders_suite.host.locks import file_lock
+from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
-from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
 
 pytestmark = pytest.mark.timing
@@ -39,10 +39,11 @@ class SweepOutcome:
 
 
 @pytest.fixture(scope="session")
-def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
+def compile_sweep(target: Target, guest_boot: BootState, kernel_build: KernelBuild,
                   suite_settings: Settings, recorder: Recorder) -> SweepOutcome:
     if kernel_build.archive is None:
         pytest.skip(f"{target.id}: no kheaders archive in this build")
+    guest = guest_boot.guest("compile_sweep")
     online = runner.online_cpus(guest)
     plan = sweep.plan_for(suite_settings.sweep, online,
                           frontend=suite_settings.times_frontend(target.arch))

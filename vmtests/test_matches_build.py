@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.build.kernel import BUILD_TIMESTAMP
+from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.session.guest import Guest
@@ -35,15 +36,17 @@ Results = dict[str, CheckResult]
 
 
 @pytest.fixture(scope="session")
-def guest_archive(guest: Guest, kernel_build: KernelBuild) -> bytes:
+def guest_archive(guest_boot: BootState, kernel_build: KernelBuild) -> bytes:
     """The archive's bytes as the running kernel serves them (read once per target)."""
+    guest = guest_boot.guest("guest_archive")
     with archive_present(guest, kernel_build) as path:
         return guest.read_bytes(path)
 
 
 @pytest.fixture(scope="session")
-def archive_results(guest: Guest, guest_archive: bytes, kernel_build: KernelBuild,
+def archive_results(guest_boot: BootState, guest_archive: bytes, kernel_build: KernelBuild,
                     recorder: Recorder) -> Results:
+    guest = guest_boot.guest("archive_results")
     uname_r = guest.run(("uname", "-r"), check=True).stdout.strip()
     results = check_archive(guest_archive, kernel_build, uname_r,
                             mtime=timestamp_epoch(BUILD_TIMESTAMP))

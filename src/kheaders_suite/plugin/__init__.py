@@ -3,7 +3,8 @@
     options   the suite's options, read into one frozen Settings record
     context   what the run keeps on the config's stash; progress lines past the capture
     hooks     settings, target parametrization and order, terminal summary, results file
-    fixtures  the session-scoped chain target -> kernel_build -> guest -> kheaders
+    fixtures  the chain target -> kernel_build -> guest_boot -> guest -> kheaders
+    boots     one target's VM across its tests: a failed boot fails the rest at once
     phases    kernel-log scans around each phase, blame and console tail on reports
     outcomes  kernel failures against infrastructure errors, and the exit status
     prefetch  a foreign arch's root filesystem built while its kernel builds

@@ -1,12 +1,17 @@
-"""The session-scoped fixture chain, one link per pipeline step:
+"""The fixture chain, one link per pipeline step:
 
-    target (arch, variant) -> kernel_build -> guest -> kheaders (archive made present)
+    target (arch, variant) -> kernel_build -> guest_boot -> guest -> kheaders
+
+target, kernel_build and guest_boot are session-scoped: one build and one VM per target.
+guest is per test, so that a test after one that lost the VM gets a fresh one; kheaders
+makes the archive present for one test.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -14,8 +19,8 @@ from kheaders_suite.build.kernel import ensure_build
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.plugin import options
+from kheaders_suite.plugin.boots import BootState, raise_if_reported
 from kheaders_suite.plugin.context import RECORDER, SETTINGS, progress
-from kheaders_suite.plugin.phases import raise_if_reported
 from kheaders_suite.plugin.prefetch import prefetch
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
@@ -58,24 +63,42 @@ def kernel_build(target: Target, kernel_source: KernelSource,
     return ensure_build(kernel_source, arch, variants.get(target.variant), opts, say)
 
 
-@pytest.fixture(scope="session")
-def guest(target: Target, kernel_build: KernelBuild, suite_settings: options.Settings,
-          pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[Guest]:
+def boot_target(target: Target, build: KernelBuild, s: options.Settings,
+                config: pytest.Config, recorder: Recorder) -> Guest:
+    """Boot ``build`` for ``target`` until its guest answers and its boot log is clean."""
     from kheaders_suite.session.connect import boot
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    log = suite_settings.results_dir / "consoles" / f"{target.id}-{worker}.log"
-    booted = boot(kernel_build, options.boot_options(suite_settings), log,
-                  lambda m: progress(pytestconfig, m))
+    log = s.results_dir / "consoles" / f"{target.id}-{worker}.log"
+    booted = boot(build, options.boot_options(s), log, lambda m: progress(config, m))
     recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
-                 accel=booted.accel.name, release=kernel_build.release)
+                 accel=booted.accel.name, release=build.release)
     try:
-        # The boot log (the proc/debugfs patches' init runs there): a report errors every
-        # test of the target, once, with this scan (pytest keeps a session fixture's error).
+        # The boot log (the proc/debugfs patches' init runs there): a report fails this
+        # boot, so every test of the target errors with it, once (BootState).
         raise_if_reported(booted, f"the boot of {target.id}")
-        yield booted
-    finally:
+    except BaseException:
         booted.close()
+        raise
+    return booted
+
+
+@pytest.fixture(scope="session")
+def guest_boot(target: Target, kernel_build: KernelBuild, suite_settings: options.Settings,
+               pytestconfig: pytest.Config, recorder: Recorder) -> Iterator[BootState]:
+    """The target's VM across its tests (boots.BootState); closed after its last test.
+    Session fixtures that talk to the guest take this, and ask it for the guest."""
+    state = BootState(target.id, partial(boot_target, target, kernel_build, suite_settings,
+                                         pytestconfig, recorder),
+                      lambda m: progress(pytestconfig, m))
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def guest(guest_boot: BootState, request: pytest.FixtureRequest) -> Guest:
+    """The target's running guest; a fresh one when the previous test lost the VM."""
+    return guest_boot.guest(request.node.name)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Around each test's phases: what the kernel printed during set-up, body and teardown, a
-lost VM replaced, a hung guest closed, and what a failing report carries (the blame, the VM's
+hung guest closed, and what a failing report carries (the blame, the VM's
 console tail, how to reproduce it by hand)."""
 
 from __future__ import annotations
@@ -11,47 +11,20 @@ import pytest
 from kheaders_suite.boot import console
 from kheaders_suite.boot.vm import shell_command
 from kheaders_suite.errors import GuestTimeout
+from kheaders_suite.plugin.boots import guest_of, raise_if_reported
 from kheaders_suite.plugin.context import SETTINGS, progress, target_of
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.report import verdict
 from kheaders_suite.session.guest import Guest
-from kheaders_suite.session.kernellog import KernelReported
 
 KERNEL_REPORTED = pytest.StashKey[bool]()  # on an item: its body's failure is a kernel report
 
 
-def guest_of(item: pytest.Item) -> Guest | None:
-    g = getattr(item, "funcargs", {}).get("guest")
-    return g if isinstance(g, Guest) else None
-
-
-def raise_if_reported(g: Guest | None, phase: str) -> None:
-    """A kernel report outside a test body errors the test (KernelReported)."""
-    if g is not None:
-        scan = g.scan_kernel_log(phase)
-        if scan.reports:
-            raise KernelReported(scan)
-
-
-def renew_lost_guest(item: pytest.Item) -> None:
-    """A target whose VM was lost (QEMU killed, a panic) boots again for its next test,
-    instead of erroring every later test of the target. A boot that failed stays failed:
-    pytest keeps the session fixture's exception, so the rest of the target errors at once
-    with the original cause. (pytest has no public way to drop one cached fixture value;
-    FixtureDef.finish is what it calls itself when a parameter changes.)"""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.get("guest") if info is not None else None
-    cached = defs[-1].cached_result if defs else None
-    if defs and cached is not None and isinstance(cached[0], Guest) and not cached[0].vm.alive():
-        progress(item.config, f"{item.name}: the previous test lost its VM; booting a new one")
-        defs[-1].finish(item._request)  # type: ignore[attr-defined]
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    """Before the fixtures: replace a lost VM. After them: what the kernel printed while they
-    ran (modprobe, mounts)."""
-    renew_lost_guest(item)
+    """After the fixtures (a lost VM is replaced by the guest fixture): what the kernel
+    printed while they ran (modprobe, mounts)."""
+    __tracebackhide__ = True  # a fixture's failure passes through: its frames tell the story
     result = yield
     raise_if_reported(guest_of(item), f"the set-up of {item.name}")
     return result
@@ -75,7 +48,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if isinstance(failure, GuestTimeout) and g is not None and g.vm.alive() \
             and not g.responsive():
         progress(item.config, f"{item.name}: the guest hangs; closing it")
-        g.vm.close()  # the next test of the target boots a new one (renew_lost_guest)
+        g.vm.close()  # the next test of the target boots a new one (BootState)
     if failure is not None:
         raise failure
     return result
@@ -86,6 +59,7 @@ def pytest_runtest_teardown(item: pytest.Item,
                             nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """After the teardown (rmmod, umount; the guest's close after a target's last test):
     read from the console when the VM is gone by then."""
+    __tracebackhide__ = True
     g = guest_of(item)
     failure: BaseException | None = None
     try:
@@ -109,7 +83,7 @@ def pytest_runtest_makereport(
         return report
     g = guest_of(item)
     exc = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(exc, KernelReported):
+    if verdict.kernel_reported(exc):
         setattr(report, verdict.KERNEL_ATTR, True)
     if call.when == "call" and not item.stash.get(KERNEL_REPORTED, False):
         reason = verdict.infra_reason(exc, g.vm.alive() if g is not None else None)
@@ -132,7 +106,7 @@ def reproduce_text(item: pytest.Item, g: Guest | None) -> str | None:
     s = item.config.stash[SETTINGS]
     source = (["--kernel-src", str(s.kernel_src)] if s.kernel_src
               else ["--kernel-package", s.kernel_package])
-    build = getattr(item, "funcargs", {}).get("kernel_build")
+    build = item.funcargs.get("kernel_build") if isinstance(item, pytest.Function) else None
     build_dir = build.dir if isinstance(build, KernelBuild) else None
     shell = shell_command(g.vm.spec, "vng") if g is not None else None
     return verdict.reproduce(item.nodeid, source, t.arch, build_dir, shell)

@@ -37,7 +37,7 @@ def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None
     ``vm_alive`` is None for a test without a VM. A test whose VM died under it while the
     kernel reported nothing lost its VM (QEMU killed, the host out of memory): an ERROR, even
     when what the test saw was a failed assertion on a half answer."""
-    if exc is None or isinstance(exc, KernelReported):
+    if exc is None or kernel_reported(exc):
         return None
     if isinstance(exc, INFRA_TYPES):
         return f"{type(exc).__name__}: {_first_line(exc)}"
@@ -46,6 +46,18 @@ def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None
     if vm_alive is False:
         return f"VM lost during the test ({type(exc).__name__}: {_first_line(exc)})"
     return None
+
+
+def kernel_reported(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a kernel report or was raised from one: a boot that failed on what
+    the kernel printed stays the kernel's, whatever wraps it (the plugin's BootFailed)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KernelReported):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
@@ -65,4 +77,4 @@ def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Pat
 
 
 __all__ = ["INFRA_ATTR", "INFRA_PROPERTY", "INFRA_TYPES", "KERNEL_ATTR", "infra_reason",
-           "reproduce"]
+           "kernel_reported", "reproduce"]
