@@ -7,6 +7,7 @@
     boots     one target's VM across its tests: a failed boot fails the rest at once
     phases    kernel-log scans around each phase, blame and console tail on reports
     outcomes  kernel failures against infrastructure errors, and the exit status
+    junit     an infrastructure fault in a test body written as <error>, not <failure>
     prefetch  a foreign arch's root filesystem built while its kernel builds
 """
 
@@ -15,4 +16,5 @@ pytest_plugins = (
     "kheaders_suite.plugin.fixtures",
     "kheaders_suite.plugin.phases",
     "kheaders_suite.plugin.outcomes",
+    "kheaders_suite.plugin.junit",
 )

@@ -13,8 +13,7 @@ from kheaders_suite.report import verdict
 
 class OutcomeCounter:
     """Counts what ran, and whose fault each failure was. Presents a test body's
-    infrastructure fault as the ERROR it is: in the terminal and in JUnit (<error>, not
-    <failure>)."""
+    infrastructure fault as the ERROR it is in the terminal (junit.py does it in JUnit)."""
 
     def __init__(self, config: pytest.Config | None = None) -> None:
         self.config = config
@@ -26,26 +25,25 @@ class OutcomeCounter:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         xfail = hasattr(report, "wasxfail")
-        infra = getattr(report, verdict.INFRA_ATTR, None)
+        infra = verdict.reported(report.user_properties, verdict.INFRA_PROPERTY)
         if report.when == "call" and (report.passed or report.failed or xfail):
             self.run += 0 if infra else 1
         elif report.skipped and not xfail:
             self.skipped += 1
         if report.failed and not xfail:
-            kernel = getattr(report, verdict.KERNEL_ATTR, False) or (
-                report.when == "call" and not infra)
+            kernel = verdict.reported(report.user_properties, verdict.KERNEL_PROPERTY) \
+                is not None or (report.when == "call" and not infra)
             if kernel:
                 self.kernel_failures += 1
             else:
                 self.infra_errors.append(report.nodeid)
         yield
-        if infra:
-            junit_as_error(self.config, report, str(infra))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport
                                  ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        if report.when == "call" and report.failed and getattr(report, verdict.INFRA_ATTR, None):
+        if report.when == "call" and report.failed and \
+                verdict.reported(report.user_properties, verdict.INFRA_PROPERTY):
             return "error", "E", ("ERROR", {"red": True})
         return None
 
@@ -63,21 +61,6 @@ class OutcomeCounter:
 
 
 OUTCOMES = pytest.StashKey[OutcomeCounter]()
-
-
-def junit_as_error(config: pytest.Config | None, report: pytest.TestReport, reason: str) -> None:
-    """pytest's JUnit writer makes every failed test body a <failure>; an infrastructure
-    fault is an <error> (CI systems count them apart). Edits the element it just wrote."""
-    from _pytest.junitxml import xml_key
-
-    xml = config.stash.get(xml_key, None) if config is not None else None
-    if xml is None:
-        return
-    for node in reversed(xml.node_reporter(report).nodes):
-        if node.tag == "failure":
-            node.tag = "error"
-            node.set("message", f"infrastructure: {reason}")
-            return
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -84,12 +84,15 @@ def pytest_runtest_makereport(
     g = guest_of(item)
     exc = call.excinfo.value if call.excinfo is not None else None
     if verdict.kernel_reported(exc):
-        setattr(report, verdict.KERNEL_ATTR, True)
+        first = next(iter(str(exc).splitlines()), "kernel reported")
+        report.user_properties.append((verdict.KERNEL_PROPERTY, first))
     if call.when == "call" and not item.stash.get(KERNEL_REPORTED, False):
         reason = verdict.infra_reason(exc, g.vm.alive() if g is not None else None)
         if reason:
-            setattr(report, verdict.INFRA_ATTR, reason)
             report.user_properties.append((verdict.INFRA_PROPERTY, reason))
+            # The item's properties go into the JUnit file (with the teardown's report),
+            # where junit.py makes this <failure> the <error> it is.
+            item.user_properties.append((verdict.INFRA_PROPERTY, reason))
     if g is not None:
         report.sections.append(("VM console (tail)",
                                 f"{g.vm.console}\n{console.tail(g.vm.own_console(), 60)}"))
