@@ -16,6 +16,8 @@ from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import run
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.report.results import Accel, BootRecord, Results, RunMeta
+from kheaders_suite.report.results import write as write_results
 from tests.test_source import fake_kernel
 
 X86_SYSFS = run.Job("x86_64", "sysfs")
@@ -116,8 +118,9 @@ def side_files(tmp: Path, cases: tuple[str, ...] | None,
     if cases is not None:
         junit_path.write_text(junit(*cases))
     results.parent.mkdir()
-    records = [{"kind": "boot", "target": "x86_64-sysfs", "seconds": 20.0}] if booted else []
-    results.write_text(json.dumps({"meta": {}, "records": records}))
+    records = (BootRecord(target="x86_64-sysfs", seconds=20.0, accel=Accel.TCG,
+                          release="6.12.117"),) if booted else ()
+    write_results(results, Results(RunMeta("ci", ("x86_64",), "auto"), records))
     return junit_path, results
 
 

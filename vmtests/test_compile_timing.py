@@ -21,6 +21,7 @@ from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import TimingRecord
 from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
 
 pytestmark = pytest.mark.timing
@@ -57,7 +58,7 @@ def compile_sweep(target: Target, guest_boot: BootState, kernel_build: KernelBui
     path = results.write(doc, out)
     plot.write_plot([doc], path.with_suffix(".png"))
     plot.refresh_combined(out)
-    recorder.add("timing", target.id, **summary.record_fields(doc, path))
+    recorder.add(TimingRecord.of(target.id, summary.record_fields(doc, path)))
     return SweepOutcome(doc, path, plan, reports)
 
 

@@ -15,6 +15,7 @@ from kheaders_suite.build.kernel import BUILD_TIMESTAMP
 from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import CheckRecord
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.steps import archive_present
 from kheaders_suite.verify import (
@@ -52,8 +53,8 @@ def archive_results(guest_boot: BootState, guest_archive: bytes, kernel_build: K
                             mtime=timestamp_epoch(BUILD_TIMESTAMP))
     target = f"{kernel_build.arch}-{kernel_build.variant}"
     for r in results:
-        recorder.add("verify", target, check=r.name, ok=r.ok, summary=r.summary,
-                     details=r.details[:50])
+        recorder.add(CheckRecord(target=target, check=r.name, ok=r.ok, summary=r.summary,
+                                 details=tuple(r.details[:50])))
     return {r.name: r for r in results}
 
 
@@ -81,8 +82,9 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
     result = compare_layouts(probed, btf)
-    recorder.add("verify", f"{kernel_build.arch}-{kernel_build.variant}", check=result.name,
-                 ok=result.ok, summary=result.summary, details=result.details[:50])
+    recorder.add(CheckRecord(target=f"{kernel_build.arch}-{kernel_build.variant}",
+                             check=result.name, ok=result.ok, summary=result.summary,
+                             details=tuple(result.details[:50])))
     assert result.ok, result.render()
 
 

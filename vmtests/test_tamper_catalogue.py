@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import TamperRecord
 from tests.synthetic.tamper import CATALOGUE, outcomes
 from tests.test_verify import PINNED_CATALOGUE
 
@@ -17,7 +18,8 @@ from tests.test_verify import PINNED_CATALOGUE
 def test_tamper_catalogue_caught_in_full(tmp_path: Path, recorder: Recorder) -> None:
     results = outcomes(tmp_path)
     missed = [o for o in results if not o.caught]
-    recorder.add("tamper", "synthetic", caught=len(results) - len(missed), total=len(CATALOGUE))
+    recorder.add(TamperRecord(target="synthetic", caught=len(results) - len(missed),
+                              total=len(CATALOGUE)))
     assert tuple(t.name for t in CATALOGUE) == PINNED_CATALOGUE
     assert not missed, "\n\n".join(f"{o.tamper.name}: {o.tamper.description}\n{o.report()}"
                                    for o in missed)

@@ -11,7 +11,7 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 
 - build-failed: no build.json where ensure_build puts this key, and a test ERRORed;
 - boot-failed: the build is there, every test that ran ERRORed, and results.json has no
-  "boot" record for the target (the guest fixture records one when the VM came up);
+  boot record for the target (the guest_boot fixture records one when a VM came up);
 - ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
   and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
   fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
@@ -20,7 +20,6 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -38,6 +37,8 @@ from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, build_entry
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.report import results
+from kheaders_suite.report.results import BootRecord
 from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
@@ -251,12 +252,12 @@ def _read_tests(junit: Path) -> dict[str, sides.TestCase]:
 
 
 def booted(results_json: Path, target: str) -> bool:
-    """results.json has the guest fixture's "boot" record for ``target``."""
+    """results.json has the guest's boot record for ``target`` (no readable file: no)."""
     try:
-        records = json.loads(results_json.read_text())["records"]
-        return any(r.get("kind") == "boot" and r.get("target") == target for r in records)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        records = results.load(results_json).records
+    except results.ResultsError:
         return False
+    return any(isinstance(r, BootRecord) and r.target == target for r in records)
 
 
 def side_status(build: Path | None, junit: Path, results_json: Path,

@@ -24,6 +24,7 @@ from kheaders_suite.plugin.context import RECORDER, SETTINGS, progress
 from kheaders_suite.plugin.prefetch import prefetch
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import Accel, BootRecord
 from kheaders_suite.session import steps
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.source.tree import KernelSource, embedded_source, user_source
@@ -71,8 +72,8 @@ def boot_target(target: Target, build: KernelBuild, s: options.Settings,
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log = s.results_dir / "consoles" / f"{target.id}-{worker}.log"
     booted = boot(build, options.boot_options(s), log, lambda m: progress(config, m))
-    recorder.add("boot", target.id, seconds=round(booted.boot_seconds, 2),
-                 accel=booted.accel.name, release=build.release)
+    recorder.add(BootRecord(target=target.id, seconds=round(booted.boot_seconds, 2),
+                            accel=Accel(booted.accel.name), release=build.release))
     try:
         # The boot log (the proc/debugfs patches' init runs there): a report fails this
         # boot, so every test of the target errors with it, once (BootState).

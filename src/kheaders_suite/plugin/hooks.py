@@ -21,6 +21,14 @@ from kheaders_suite.plugin.context import RECORDER, SETTINGS, progress, target_o
 from kheaders_suite.plugin.outcomes import OUTCOMES
 from kheaders_suite.records import Target
 from kheaders_suite.report.recorder import WORKER_KEY, Recorder
+from kheaders_suite.report.results import (
+    BccRecord,
+    CheckRecord,
+    RunMeta,
+    TamperRecord,
+    TimingRecord,
+    encode,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,21 +98,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     """One line per archive check and target; the timing table when timings were taken."""
     rec = config.stash[RECORDER]
-    checks = rec.of_kind("verify")
+    checks = rec.of_kind(CheckRecord)
     if checks:
         terminalreporter.section("kheaders: archive vs build")
-        for r in sorted(checks, key=lambda r: (r["target"], r["check"])):
-            mark = "ok  " if r["ok"] else "FAIL"
-            terminalreporter.write_line(f"{mark} {r['target']:16} {r['check']:12} {r['summary']}")
-    timings = rec.of_kind("timing") + rec.of_kind("bcc")
+        for c in sorted(checks, key=lambda c: (c.target, c.check)):
+            mark = "ok  " if c.ok else "FAIL"
+            terminalreporter.write_line(f"{mark} {c.target:16} {c.check:12} {c.summary}")
+    # The timing table is timing.summary's: it reads the records as results.json has them.
+    timings = [encode(r) for r in [*rec.of_kind(TimingRecord), *rec.of_kind(BccRecord)]]
     if timings:
         from kheaders_suite.timing.summary import summary_lines
 
         terminalreporter.section("kheaders: compile timing in the guest")
         for line in summary_lines(timings):
             terminalreporter.write_line(line)
-    for r in rec.of_kind("tamper"):
-        terminalreporter.write_line(f"kheaders: tamper catalogue caught {r['caught']}/{r['total']}")
+    for t in rec.of_kind(TamperRecord):
+        terminalreporter.write_line(f"kheaders: tamper catalogue caught {t.caught}/{t.total}")
     counts = config.stash[OUTCOMES].summary()
     if counts:
         terminalreporter.write_line(counts)
@@ -129,7 +138,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if rec.records:
         s = config.stash[SETTINGS]
         rec.write(s.results_dir / "results.json",
-                  {"host": platform.node(), "arches": s.arches, "accel_option": s.accel})
+                  RunMeta(host=platform.node(), arches=s.arches, accel_option=s.accel))
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
