@@ -1,6 +1,6 @@
 """The package uses pytest's public API only: no ``_pytest`` import, no FixtureDef, no private
 attribute of pytest's objects (``item._request``, ``config._store``, ...). Private API changes
-under a minor release; the plugin must not break with one."""
+in any release; the plugin must not break with one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import kheaders_suite
 
 PACKAGE = Path(kheaders_suite.__file__).parent
-# pytest's private names the plugin once reached for, wherever they are looked up.
+# pytest's private names a plugin is tempted by (dropping a cached fixture, the JUnit
+# writer's state), wherever they are looked up.
 PRIVATE_NAMES = {"FixtureDef", "_request", "_fixturemanager", "_store", "_fixtureinfo",
                  "_initrequest", "_pyfuncitem", "_getini", "_inicache", "_tmp_path_factory"}
 # The names pytest's objects go by in hooks and fixtures: no underscore attribute on them.

@@ -196,7 +196,7 @@ def test_the_run_goes_to_its_log_and_progress_to_say(tmp_path: Path) -> None:
     said: list[str] = []
     script = ("import sys; print('[kheaders] x86_64-sysfs: building'); print('noise'); "
               "print('to stderr', file=sys.stderr); sys.exit(3)")
-    rc = run.run_pytest((sys.executable, "-c", script), tmp_path / "p.log", "base x", said.append)
+    rc = run.run_suite((sys.executable, "-c", script), tmp_path / "p.log", "base x", said.append)
     assert rc == 3
     assert (tmp_path / "p.log").read_text().splitlines() == [
         "[kheaders] x86_64-sysfs: building", "noise", "to stderr"]
@@ -205,7 +205,7 @@ def test_the_run_goes_to_its_log_and_progress_to_say(tmp_path: Path) -> None:
 
 def test_a_run_past_its_deadline_is_stopped(tmp_path: Path) -> None:
     said: list[str] = []
-    rc = run.run_pytest((sys.executable, "-c", "import time; time.sleep(60)"),
+    rc = run.run_suite((sys.executable, "-c", "import time; time.sleep(60)"),
                         tmp_path / "p.log", "base x", said.append, timeout=0.5)
     assert rc < 0
     assert said == ["base x: no result after 0s; stopping it"]

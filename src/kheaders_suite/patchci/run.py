@@ -196,8 +196,8 @@ def _pump(stream: IO[str], log: IO[str], label: str, say: Say) -> None:
             say(f"{label}: {line.rstrip()}")
 
 
-def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
-               timeout: float = SIDE_TIMEOUT) -> int:
+def run_suite(argv: Sequence[str], log: Path, label: str, say: Say,
+              timeout: float = SIDE_TIMEOUT) -> int:
     """Run ``argv`` from the repo root, its output (stdout and stderr, merged: one pipe
     cannot deadlock) into ``log``, progress lines to ``say``. Its own process group, so a
     timeout or an interrupt ends pytest, make and QEMU together."""
@@ -318,7 +318,7 @@ def run_side(clone: Path, side: str, job: Job, opts: SuiteOptions, out: Path,
     paths.dir.mkdir(parents=True)
     label = f"{side} {job.target}"
     say(f"{label}: running the suite, log {paths.log}")
-    rc = run_pytest(pytest_command(clone, job, opts, paths), paths.log, label, say)
+    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say)
     build = build_dir(opts.cache_dir, clone, job)
     status, message = side_status(build, paths.junit, paths.results_json, job.target)
     archive, config = copy_outputs(build, paths)

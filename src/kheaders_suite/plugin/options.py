@@ -62,7 +62,7 @@ class Settings:
     extra_fragments: tuple[Path, ...]
     sweep: str  # "reduced" (CI) or "full"
     flavor: str = "plain"  # flavors.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
-    # arches whose sweep times clang's front end too (issue 14's strategies); None: all
+    # arches whose sweep times clang's front end too (the in-memory strategies); None: all
     frontend_arches: tuple[str, ...] | None = None
     guest_init: str = "suite"  # "suite": the suite's init (guestinit); "vng": virtme-ng's
 
@@ -107,7 +107,7 @@ def add_options(parser: pytest.Parser) -> None:
                          "(part of the build key); their reports fail the test they come from.")
     group.addoption("--frontend-arch", metavar="ARCHES", default="all",
                     help="arches whose timing sweep also times clang's front end on the "
-                         "headers in memory (issue 14; comma-separated, 'all' or 'none'; "
+                         "headers in memory (comma-separated, 'all' or 'none'; "
                          "default all). CI's reduced sweep: x86_64.")
 
 
