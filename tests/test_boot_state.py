@@ -213,3 +213,42 @@ def test_a_kernel_report_at_boot_is_the_kernels_in_the_summary_and_in_patch_ci(
     assert "KernelReported: kernel reported during the boot" in _errors(junit)["test_second"]
     tests = side.parse_junit(junit.read_text())
     assert tests["test_x.py::test_second"].outcome == side.FAIL
+
+
+CHECKS_AFTER_A_LOST_VM = '''
+@pytest.fixture(scope="session")
+def archive_size(guest_boot):
+    """A session fixture that read from the guest once, as the archive checks do."""
+    guest_boot.guest("archive_size")
+    return 0
+
+def test_0_reads(archive_size):
+    pass
+
+def test_1_loses_the_vm(guest):
+    guest.vm.up = False
+    raise EOFError("guest agent exited")
+
+def test_2_checks_what_was_read(archive_size):
+    assert archive_size > 0, "archive size 0"
+'''
+
+
+def test_a_check_on_what_was_read_before_a_lost_vm_stays_the_kernels(tmp_path: Path) -> None:
+    """A test that asked for no guest of its own is judged on what it checked, not on the
+    VM an earlier test lost, and boots none."""
+    from tests.test_verdict import FAKE_GUEST
+
+    (tmp_path / "test_x.py").write_text(FAKE_GUEST + CHECKS_AFTER_A_LOST_VM)
+    out = subprocess.run(
+        (sys.executable, "-m", "pytest", "-p", "kheaders_suite.plugin", "-p",
+         "no:cacheprovider", "--accel", "tcg", "--arch", "x86_64", "--cache-dir",
+         str(tmp_path / "cache"), "--junitxml", "junit.xml", "test_x.py"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "1 failed, 1 passed, 1 error" in out.stdout, out.stdout
+    assert "1 kernel failures" in out.stdout
+    assert "1 infrastructure errors" in out.stdout
+    assert "booting a new one" not in out.stderr
+    tests = side.parse_junit((tmp_path / "junit.xml").read_text())
+    assert tests["test_x.py::test_2_checks_what_was_read"].outcome == side.FAIL
+    assert tests["test_x.py::test_1_loses_the_vm"].outcome == side.ERROR

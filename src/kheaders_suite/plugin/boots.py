@@ -75,14 +75,17 @@ class BootState:
 
 
 def guest_of(item: pytest.Item) -> Guest | None:
-    """The guest ``item`` uses, booting nothing: its ``guest`` fixture, or the target's
-    current guest when only session fixtures talked to it (the archive checks)."""
+    """The guest ``item`` uses, booting nothing: its ``guest`` fixture, or, when only
+    session fixtures talked to the guest (the archive checks), the target's current guest
+    while it runs. A VM lost before such a test is no part of its verdict: the test asked
+    for no guest of its own, so it gets none, and no blame for a dead one."""
     funcargs = item.funcargs if isinstance(item, pytest.Function) else {}
     g = funcargs.get("guest")
     if isinstance(g, Guest):
         return g
     state = funcargs.get("guest_boot")
-    return state.current if isinstance(state, BootState) else None
+    current = state.current if isinstance(state, BootState) else None
+    return current if current is not None and current.vm.alive() else None
 
 
 def raise_if_reported(g: Guest | None, phase: str) -> None:

@@ -3,8 +3,6 @@ every worker's reports there), shown in the summary, and turned into the exit st
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import pytest
 
 from kheaders_suite.plugin.context import progress
@@ -15,15 +13,13 @@ class OutcomeCounter:
     """Counts what ran, and whose fault each failure was. Presents a test body's
     infrastructure fault as the ERROR it is in the terminal (junit.py does it in JUnit)."""
 
-    def __init__(self, config: pytest.Config | None = None) -> None:
-        self.config = config
+    def __init__(self) -> None:
         self.run = 0
         self.skipped = 0
         self.kernel_failures = 0  # FAIL, and kernel reports in fixtures (ERROR)
         self.infra_errors: list[str] = []
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         xfail = hasattr(report, "wasxfail")
         infra = verdict.reported(report.user_properties, verdict.INFRA_PROPERTY)
         if report.when == "call" and (report.passed or report.failed or xfail):
@@ -37,7 +33,6 @@ class OutcomeCounter:
                 self.kernel_failures += 1
             else:
                 self.infra_errors.append(report.nodeid)
-        yield
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport
@@ -64,7 +59,7 @@ OUTCOMES = pytest.StashKey[OutcomeCounter]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[OUTCOMES] = OutcomeCounter(config)
+    config.stash[OUTCOMES] = OutcomeCounter()
     config.pluginmanager.register(config.stash[OUTCOMES], "kheaders-outcomes")
 
 

@@ -1,6 +1,6 @@
 """Around each test's phases: what the kernel printed during set-up, body and teardown, a
-hung guest closed, and what a failing report carries (the blame, the VM's
-console tail, how to reproduce it by hand)."""
+hung guest closed, and what a failing report carries (the blame, the VM's console tail, how
+to reproduce it by hand)."""
 
 from __future__ import annotations
 
