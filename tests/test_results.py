@@ -124,6 +124,9 @@ def _file(tmp_path: Path, doc: object) -> Path:
     ({"meta": {}, "records": []}, "no schema_version, this suite reads schema_version 1"),
     ({"schema_version": 2, "records": []}, "schema_version 2, this suite reads"),
     ({"schema_version": "1", "records": []}, "schema_version '1', this suite reads"),
+    ({"schema_version": True, "records": []}, "schema_version True, this suite reads"),
+    ({"schema_version": 1, "records": {}}, '"records" is not a list'),
+    ({"schema_version": 1, "meta": [], "records": []}, "meta: not an object"),
     ([1, 2], "unreadable: not a JSON object"),
 ])
 def test_a_file_without_this_schema_version_is_an_error_naming_it(

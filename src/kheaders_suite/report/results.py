@@ -233,10 +233,13 @@ def _value(hint: Any, value: object, where: str) -> object:
     return _scalar(hint, value, where)
 
 
-def decode(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+def decode(cls: type[T], data: object, where: str) -> T:
     """The dataclass ``cls`` from its JSON object ``data`` ("kind" aside), checked field by
     field against the annotations."""
+    if not isinstance(data, Mapping):
+        raise ResultsError(f"{where}: not an object: {data!r}")
     hints = typing.get_type_hints(cls)
+    # T is any dataclass: the typing module has no public bound that says so.
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known) - {"kind"})
     if unknown:
@@ -253,7 +256,7 @@ def decode(cls: type[T], data: Mapping[str, Any], where: str) -> T:
 
 def decode_record(data: object, where: str) -> Record:
     """A record from its JSON object, its class chosen by "kind"."""
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         raise ResultsError(f"{where}: not an object: {data!r}")
     cls = KINDS.get(str(data.get("kind")))
     if cls is None:
@@ -278,14 +281,14 @@ def loads(text: str, name: str) -> Results:
     if not isinstance(doc, dict):
         raise ResultsError(f"results file {name} unreadable: not a JSON object")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
         said = "no schema_version" if version is None else f"schema_version {version!r}"
         raise ResultsError(f"results file {name}: {said}, this suite reads schema_version "
-                           f"{SCHEMA_VERSION} (write it again with this suite)")
+                           f"{SCHEMA_VERSION} (the version its recorder writes)")
     records = doc.get("records")
     if not isinstance(records, list):
         raise ResultsError(f"results file {name}: \"records\" is not a list")
-    meta = decode(RunMeta, doc.get("meta") or {}, f"results file {name}, meta")
+    meta = decode(RunMeta, doc.get("meta"), f"results file {name}, meta")
     return Results(meta, tuple(decode_record(r, f"results file {name}, record {i}")
                                for i, r in enumerate(records)))
 
