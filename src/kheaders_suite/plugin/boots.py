@@ -46,7 +46,7 @@ class BootState:
 
     @property
     def current(self) -> Guest | None:
-        """The guest handed out last, alive or not; None before the first boot."""
+        """The guest handed out last, alive or not; None before a boot and after close."""
         return self._current
 
     def guest(self, user: str) -> Guest:
