@@ -17,6 +17,8 @@ from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import run
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.report.results import Accel, BootRecord, Results, RunMeta
+from kheaders_suite.report.results import write as write_results
 from tests.test_source import fake_kernel
 
 X86_SYSFS = run.Job("x86_64", "sysfs")
@@ -120,8 +122,9 @@ def side_files(tmp: Path, cases: tuple[str, ...] | None,
     if cases is not None:
         junit_path.write_text(junit(*cases))
     results.parent.mkdir()
-    records = [{"kind": "boot", "target": "x86_64-sysfs", "seconds": 20.0}] if booted else []
-    results.write_text(json.dumps({"meta": {}, "records": records}))
+    records = (BootRecord(target="x86_64-sysfs", seconds=20.0, accel=Accel.TCG,
+                          release="6.12.117"),) if booted else ()
+    write_results(results, Results(RunMeta("ci", ("x86_64",), "auto"), records))
     return junit_path, results
 
 
@@ -197,7 +200,7 @@ def test_the_run_goes_to_its_log_and_progress_to_say(tmp_path: Path) -> None:
     said: list[str] = []
     script = ("import sys; print('[kheaders] x86_64-sysfs: building'); print('noise'); "
               "print('to stderr', file=sys.stderr); sys.exit(3)")
-    rc = run.run_pytest((sys.executable, "-c", script), tmp_path / "p.log", "base x", said.append)
+    rc = run.run_suite((sys.executable, "-c", script), tmp_path / "p.log", "base x", said.append)
     assert rc == 3
     assert (tmp_path / "p.log").read_text().splitlines() == [
         "[kheaders] x86_64-sysfs: building", "noise", "to stderr"]
@@ -206,7 +209,7 @@ def test_the_run_goes_to_its_log_and_progress_to_say(tmp_path: Path) -> None:
 
 def test_a_run_past_its_deadline_is_stopped(tmp_path: Path) -> None:
     said: list[str] = []
-    rc = run.run_pytest((sys.executable, "-c", "import time; time.sleep(60)"),
+    rc = run.run_suite((sys.executable, "-c", "import time; time.sleep(60)"),
                         tmp_path / "p.log", "base x", said.append, timeout=0.5)
     assert rc < 0
     assert said == ["base x: no result after 0s; stopping it"]

@@ -71,7 +71,7 @@ def test_loader_reads_recorded_side_and_follows_timing_record() -> None:
                        results_json=X86 / "base" / "results.json")
     assert s.status == side.SideStatus.OK
     assert len(s.tests) == 9
-    assert [r["kind"] for r in s.records] == ["boot", "verify", "verify", "timing"]
+    assert [r.kind for r in s.records] == ["boot", "verify", "verify", "timing"]
     assert len(s.timing) == 1
     assert (s.timing[0]["arch"], s.timing[0]["variant"]) == ("x86_64", "sysfs")
     assert s.notes == ()

@@ -31,6 +31,8 @@ from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.errors import GuestStepFailed
 from kheaders_suite.boot.vm import VMSpec
+from kheaders_suite.plugin.boots import BootState
+from kheaders_suite.plugin.context import progress
 
 WARN = "WARNING: CPU: 0 PID: 1 at kernel/kheaders.c:42 ikheaders_read+0x1/0x2"
 PANIC = "Kernel panic - not syncing: sysrq triggered crash"
@@ -50,6 +52,9 @@ class FakeVM:
 
     def alive(self):
         return self.up
+
+    def close(self):
+        pass  # what the kernel printed stays readable, as a real VM's console log does
 
     def gone(self):
         return None if self.up else "QEMU exited (vng status -9)"
@@ -71,12 +76,22 @@ class FakeAgent:
 
 BOOTS = []
 
-@pytest.fixture(scope="session")
-def guest():
-    g = Guest(FakeVM(), None, 1.0)
+class FakeClient:
+    def close(self):
+        pass
+
+def fake_boot():
+    g = Guest(FakeVM(), FakeClient(), 1.0)
     g.agent = FakeAgent()
     BOOTS.append(g)
     return g
+
+@pytest.fixture(scope="session")
+def guest_boot(pytestconfig):
+    """The plugin's boot state with a fake boot: its guest fixture hands out the guests."""
+    state = BootState("x86_64-proc", fake_boot, lambda m: progress(pytestconfig, m))
+    yield state
+    state.close()
 
 @pytest.fixture
 def modprobe(guest):

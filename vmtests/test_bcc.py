@@ -25,6 +25,7 @@ import pytest
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import Accel, BccRecord
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing.runner import tmpfs_mount
 
@@ -93,10 +94,12 @@ def test_bcc_compiles_against_the_archive_cold_then_warm(
             pytest.fail(f"bcc {out['mode']}: {out['error']}\n{out['stderr']}")
     cold = [r for r in runs if r["mode"] == "cold"]
     warm = [r for r in runs if r["mode"] == "warm"]
-    recorder.add("bcc", target.id, release=kernel_build.release, accel=guest.accel.name,
-                 cold=[round(r["seconds"], 3) for r in cold],
-                 warm=[round(r["seconds"], 3) for r in warm],
-                 import_seconds=round(runs[0]["import_seconds"], 3), cache_dir=cold[0]["cache"])
+    recorder.add(BccRecord(target=target.id, release=kernel_build.release,
+                           accel=Accel(guest.accel.name),
+                           cold=tuple(round(r["seconds"], 3) for r in cold),
+                           warm=tuple(round(r["seconds"], 3) for r in warm),
+                           import_seconds=round(runs[0]["import_seconds"], 3),
+                           cache_dir=str(cold[0]["cache"])))
     for r in cold:
         assert not r["existed"], "cold run found the cache directory already there"
     for r in runs:

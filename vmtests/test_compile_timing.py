@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from kheaders_suite.host.locks import file_lock
+from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
-from kheaders_suite.session.guest import Guest
+from kheaders_suite.report.results import TimingRecord
 from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
 
 pytestmark = pytest.mark.timing
@@ -39,10 +40,11 @@ class SweepOutcome:
 
 
 @pytest.fixture(scope="session")
-def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
+def compile_sweep(target: Target, guest_boot: BootState, kernel_build: KernelBuild,
                   suite_settings: Settings, recorder: Recorder) -> SweepOutcome:
     if kernel_build.archive is None:
         pytest.skip(f"{target.id}: no kheaders archive in this build")
+    guest = guest_boot.guest("compile_sweep")
     online = runner.online_cpus(guest)
     plan = sweep.plan_for(suite_settings.sweep, online,
                           frontend=suite_settings.times_frontend(target.arch))
@@ -56,7 +58,7 @@ def compile_sweep(target: Target, guest: Guest, kernel_build: KernelBuild,
     path = results.write(doc, out)
     plot.write_plot([doc], path.with_suffix(".png"))
     plot.refresh_combined(out)
-    recorder.add("timing", target.id, **summary.record_fields(doc, path))
+    recorder.add(TimingRecord.of(target.id, summary.record_fields(doc, path)))
     return SweepOutcome(doc, path, plan, reports)
 
 

@@ -25,8 +25,8 @@ import pytest
 
 from kheaders_suite.build.kernel import build_module
 from kheaders_suite.catalog import arches, variants
-from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import build_options, progress
+from kheaders_suite.plugin.context import progress
+from kheaders_suite.plugin.options import Settings, build_options
 from kheaders_suite.records import Target
 from kheaders_suite.source.tree import KernelSource
 

@@ -30,6 +30,7 @@ from kheaders_suite.catalog import arches
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import FaultsRecord
 
 
 def memory_for(arch: str, base: int = 1900) -> str:
@@ -160,8 +161,8 @@ def test_faults_are_reported_for_what_they_are(target: Target, kernel_build: Ker
     assert out.stderr.count("booting a new one") == 3, log
     assert out.returncode == 1, log
     assert qemus_with(memory_for(target.arch)) == [], "QEMU of the inner run still running"
-    recorder.add("faults", target.id,
-                 panic_seconds=float((tmp_path / "panic-seconds").read_text()))
+    recorder.add(FaultsRecord(target=target.id,
+                              panic_seconds=float((tmp_path / "panic-seconds").read_text())))
 
 
 FAILED_BOOT = '''

@@ -41,8 +41,8 @@ from kheaders_suite.build.kernel import BUILD_TIMESTAMP, BuildOptions, build_arc
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.plugin.options import Settings
-from kheaders_suite.plugin.suite import build_options, progress
+from kheaders_suite.plugin.context import progress
+from kheaders_suite.plugin.options import Settings, build_options
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource, KernelVersion

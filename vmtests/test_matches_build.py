@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.build.kernel import BUILD_TIMESTAMP
+from kheaders_suite.plugin.boots import BootState
 from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import CheckRecord
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.steps import archive_present
 from kheaders_suite.verify import (
@@ -35,22 +37,24 @@ Results = dict[str, CheckResult]
 
 
 @pytest.fixture(scope="session")
-def guest_archive(guest: Guest, kernel_build: KernelBuild) -> bytes:
+def guest_archive(guest_boot: BootState, kernel_build: KernelBuild) -> bytes:
     """The archive's bytes as the running kernel serves them (read once per target)."""
+    guest = guest_boot.guest("guest_archive")
     with archive_present(guest, kernel_build) as path:
         return guest.read_bytes(path)
 
 
 @pytest.fixture(scope="session")
-def archive_results(guest: Guest, guest_archive: bytes, kernel_build: KernelBuild,
+def archive_results(guest_boot: BootState, guest_archive: bytes, kernel_build: KernelBuild,
                     recorder: Recorder) -> Results:
+    guest = guest_boot.guest("archive_results")
     uname_r = guest.run(("uname", "-r"), check=True).stdout.strip()
     results = check_archive(guest_archive, kernel_build, uname_r,
                             mtime=timestamp_epoch(BUILD_TIMESTAMP))
     target = target_id(kernel_build.arch, kernel_build.variant)
     for r in results:
-        recorder.add("verify", target, check=r.name, ok=r.ok, summary=r.summary,
-                     details=r.details[:50])
+        recorder.add(CheckRecord(target=target, check=r.name, ok=r.ok, summary=r.summary,
+                                 details=tuple(r.details[:50])))
     return {r.name: r for r in results}
 
 
@@ -78,8 +82,9 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
     result = compare_layouts(probed, btf)
-    recorder.add("verify", target_id(kernel_build.arch, kernel_build.variant), check=result.name,
-                 ok=result.ok, summary=result.summary, details=result.details[:50])
+    recorder.add(CheckRecord(target=target_id(kernel_build.arch, kernel_build.variant),
+                             check=result.name, ok=result.ok, summary=result.summary,
+                             details=tuple(result.details[:50])))
     assert result.ok, result.render()
 
 

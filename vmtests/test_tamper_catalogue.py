@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kheaders_suite.report.recorder import Recorder
+from kheaders_suite.report.results import TamperRecord
 
 # The catalogue is the unit tests' code (tests/synthetic, with kernel scripts from tests/data),
 # which a wheel does not install: imported by the test, so that the installed suite collects
@@ -28,7 +29,8 @@ def test_tamper_catalogue_caught_in_full(tmp_path: Path, recorder: Recorder) -> 
         pytest.skip(CHECKOUT_ONLY)
     results = outcomes(tmp_path)
     missed = [o for o in results if not o.caught]
-    recorder.add("tamper", "synthetic", caught=len(results) - len(missed), total=len(CATALOGUE))
+    recorder.add(TamperRecord(target="synthetic", caught=len(results) - len(missed),
+                              total=len(CATALOGUE)))
     assert tuple(t.name for t in CATALOGUE) == PINNED_CATALOGUE
     assert not missed, "\n\n".join(f"{o.tamper.name}: {o.tamper.description}\n{o.report()}"
                                    for o in missed)

@@ -12,7 +12,7 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 
 - build-failed: no build.json where ensure_build puts this key, and a test ERRORed;
 - boot-failed: the build is there, every test that ran ERRORed, and results.json has no
-  "boot" record for the target (the guest fixture records one when the VM came up);
+  boot record for the target (the guest_boot fixture records one when a VM came up);
 - ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
   and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
   fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
@@ -20,7 +20,6 @@ The side's status comes from what is on disk afterwards, not from pytest's exit 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -42,6 +41,8 @@ from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
 from kheaders_suite.patchci.side import Outcome, SideStatus
 from kheaders_suite.records import target_id
+from kheaders_suite.report import results
+from kheaders_suite.report.results import BootRecord
 from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
@@ -199,8 +200,8 @@ def _pump(stream: IO[str], log: IO[str], label: str, say: Say) -> None:
             say(f"{label}: {line.rstrip()}")
 
 
-def run_pytest(argv: Sequence[str], log: Path, label: str, say: Say,
-               timeout: float = SIDE_TIMEOUT) -> int:
+def run_suite(argv: Sequence[str], log: Path, label: str, say: Say,
+              timeout: float = SIDE_TIMEOUT) -> int:
     """Run ``argv`` (here: every path in it is absolute), its output (stdout and stderr,
     merged: one pipe cannot deadlock) into ``log``, progress lines to ``say``. Its own process
     group, so a timeout or an interrupt ends pytest, make and QEMU together."""
@@ -247,12 +248,12 @@ def _read_tests(junit: Path) -> dict[str, sides.TestCase]:
 
 
 def booted(results_json: Path, target: str) -> bool:
-    """results.json has the guest fixture's "boot" record for ``target``."""
+    """results.json has the guest's boot record for ``target`` (no readable file: no)."""
     try:
-        records = json.loads(results_json.read_text())["records"]
-        return any(r.get("kind") == "boot" and r.get("target") == target for r in records)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        records = results.load(results_json).records
+    except results.ResultsError:
         return False
+    return any(isinstance(r, BootRecord) and r.target == target for r in records)
 
 
 def side_status(build: Path | None, junit: Path, results_json: Path,
@@ -313,7 +314,7 @@ def run_side(clone: Path, side: str, job: Job, opts: SuiteOptions, out: Path,
     paths.dir.mkdir(parents=True)
     label = f"{side} {job.target}"
     say(f"{label}: running the suite, log {paths.log}")
-    rc = run_pytest(pytest_command(clone, job, opts, paths), paths.log, label, say)
+    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say)
     build = build_dir(opts.cache_dir, clone, job)
     status, message = side_status(build, paths.junit, paths.results_json, job.target)
     archive, config = copy_outputs(build, paths)

@@ -20,6 +20,8 @@ from typing import Any
 
 from kheaders_suite.boot.console import find_reports
 from kheaders_suite.records import target_id
+from kheaders_suite.report import results
+from kheaders_suite.report.results import Record, TimingRecord
 from kheaders_suite.text import first_line
 from kheaders_suite.timing import results as timing_results
 
@@ -76,7 +78,7 @@ class SideResult:
     status: SideStatus
     message: str = ""  # why the status is not "ok" (build log tail, console tail, ...)
     tests: Mapping[str, TestCase] = field(default_factory=dict)
-    records: tuple[dict[str, Any], ...] = ()  # results.json "records"
+    records: tuple[Record, ...] = ()  # results.json's records
     archive: Path | None = None  # kheaders_data.tar.xz; None when the build failed
     config: Path | None = None  # the build's .config; None when the build failed
     timing: tuple[dict[str, Any], ...] = ()  # compile-timing documents (timing/results.py)
@@ -154,22 +156,19 @@ def _read_junit(path: Path | None) -> tuple[dict[str, TestCase], str]:
         return {}, f"JUnit file {path} is {exc}"
 
 
-def _read_records(path: Path | None) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+def _read_records(path: Path | None) -> tuple[tuple[Record, ...], list[str]]:
     if path is None:
         return (), []
     try:
-        records = json.loads(path.read_text())["records"]
-        if not isinstance(records, list):
-            raise TypeError("records is not a list")
-        return tuple(r for r in records if isinstance(r, dict)), []
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return (), [f"results file {path} unreadable, its records ignored: {exc}"]
+        return results.load(path).records, []
+    except results.ResultsError as exc:  # its message names the file
+        return (), [f"{exc}; its records ignored"]
 
 
-def timing_paths(records: Iterable[Mapping[str, Any]], results_json: Path) -> list[Path]:
-    """The compile-timing documents the run's "timing" records name (the recorder stores an
+def timing_paths(records: Iterable[Record], results_json: Path) -> list[Path]:
+    """The compile-timing documents the run's timing records name (the recorder stores an
     absolute path; a relative one is taken from the results file's directory)."""
-    paths = [Path(str(r["json"])) for r in records if r.get("kind") == "timing" and r.get("json")]
+    paths = [Path(r.json) for r in records if isinstance(r, TimingRecord) and r.json]
     return [p if p.is_absolute() else results_json.parent / p for p in paths]
 
 

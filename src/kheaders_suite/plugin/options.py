@@ -14,6 +14,7 @@ import pytest
 
 from kheaders_suite.boot import guestinit, rootfs
 from kheaders_suite.build import kconfig
+from kheaders_suite.build.kernel import BuildOptions
 from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.flavors import FLAVOR_TIMEOUT_FACTOR
 from kheaders_suite.catalog.paths import default_cache_dir
@@ -61,7 +62,7 @@ class Settings:
     extra_fragments: tuple[Path, ...]
     sweep: str  # "reduced" (CI) or "full"
     flavor: str = "plain"  # flavors.FLAVORS: "debug" adds KASAN, lockdep, UBSAN
-    # arches whose sweep times clang's front end too (issue 14's strategies); None: all
+    # arches whose sweep times clang's front end too (the in-memory strategies); None: all
     frontend_arches: tuple[str, ...] | None = None
     guest_init: str = "suite"  # "suite": the suite's init (guestinit); "vng": virtme-ng's
 
@@ -106,7 +107,7 @@ def add_options(parser: pytest.Parser) -> None:
                          "(part of the build key); their reports fail the test they come from.")
     group.addoption("--frontend-arch", metavar="ARCHES", default="all",
                     help="arches whose timing sweep also times clang's front end on the "
-                         "headers in memory (issue 14; comma-separated, 'all' or 'none'; "
+                         "headers in memory (comma-separated, 'all' or 'none'; "
                          "default all). CI's reduced sweep: x86_64.")
 
 
@@ -263,3 +264,11 @@ def boot_options(s: Settings) -> BootOptions:
     return BootOptions(cache_dir=s.cache_dir, accel=s.accel, guest_cpus=s.guest_cpus,
                        guest_memory=s.guest_memory,
                        timeout_factor=FLAVOR_TIMEOUT_FACTOR[s.flavor], guest_init=s.guest_init)
+
+
+def build_options(s: Settings) -> BuildOptions:
+    """The run's build options, one place for every build of the run (the session's
+    kernels, the incremental steps, out-of-tree modules): same cache, jobs, fragments and
+    flavor, so they share the session's object tree."""
+    return BuildOptions(cache_dir=s.cache_dir, jobs=s.build_jobs,
+                        extra_fragments=s.extra_fragments, flavor=s.flavor)

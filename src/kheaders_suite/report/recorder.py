@@ -1,37 +1,42 @@
-"""The run's JSON results file: every check and measurement as a record, merged across
-xdist workers (each worker ships its records to the controller, which writes one file).
+"""The run's results, collected as typed records (report/results.py) during a session and
+merged across xdist workers: each worker ships its records to the controller, which writes
+one results.json.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+from kheaders_suite.report import results
+from kheaders_suite.report.results import Record, Results, RunMeta
 
 WORKER_KEY = "kheaders_suite_records"
+R = TypeVar("R", bound=Record)
 
 
 @dataclass
 class Recorder:
     """Collects result records during a session."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
 
-    def add(self, kind: str, target: str, **data: Any) -> None:
-        self.records.append({"kind": kind, "target": target, "time": time.time(), **data})
+    def add(self, record: Record) -> None:
+        self.records.append(record)
 
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["kind"] == kind]
+    def of_kind(self, cls: type[R]) -> list[R]:
+        return [r for r in self.records if isinstance(r, cls)]
 
     def to_json(self) -> str:
-        return json.dumps(self.records, default=str)
+        """The records for the controller (an xdist worker's output)."""
+        return json.dumps([results.encode(r) for r in self.records])
 
     def merge_json(self, text: str) -> None:
-        self.records.extend(json.loads(text))
+        """Add the records a worker shipped (to_json)."""
+        self.records.extend(results.decode_record(r, f"an xdist worker's record {i}")
+                            for i, r in enumerate(json.loads(text)))
 
-    def write(self, path: Path, meta: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"meta": meta, "records": self.records}, indent=1,
-                                   default=str))
+    def write(self, path: Path, meta: RunMeta) -> None:
+        results.write(path, Results(meta, tuple(self.records)))

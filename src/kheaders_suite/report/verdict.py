@@ -7,14 +7,14 @@ it happens, set-up, test body or teardown. A kernel report (BUG, WARNING, Oops, 
 kernel's, even when it killed the VM.
 
 pytest knows ERROR only for set-up and teardown; an infrastructure fault inside a test body
-is marked on its report (``INFRA_ATTR``), shown as ERROR and counted as an error, and written
-to JUnit as <error>.
+is marked as a user property of its report and its test (``INFRA_PROPERTY``), shown as ERROR
+and counted as an error, and written to JUnit as <error>.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import paramiko
@@ -22,8 +22,10 @@ import paramiko
 from kheaders_suite.errors import InfraError
 from kheaders_suite.session.kernellog import KernelReported
 
-INFRA_ATTR = "kheaders_infra"  # on a TestReport: why its failure is the harness's
-INFRA_PROPERTY = "kheaders-infrastructure"  # the same, as a JUnit property
+# User properties of a report (pytest's documented ``user_properties``: they survive the
+# trip from an xdist worker, and the test's go into JUnit).
+INFRA_PROPERTY = "kheaders-infrastructure"  # why a failed test body is the harness's fault
+KERNEL_PROPERTY = "kheaders-kernel-report"  # a set-up/teardown failure the kernel reported
 # Faults of the machinery, whatever raised them (socket.timeout is TimeoutError).
 INFRA_TYPES: tuple[type[BaseException], ...] = (
     InfraError, paramiko.SSHException, EOFError, ConnectionError, TimeoutError,
@@ -36,7 +38,7 @@ def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None
     ``vm_alive`` is None for a test without a VM. A test whose VM died under it while the
     kernel reported nothing lost its VM (QEMU killed, the host out of memory): an ERROR, even
     when what the test saw was a failed assertion on a half answer."""
-    if exc is None or isinstance(exc, KernelReported):
+    if exc is None or kernel_reported(exc):
         return None
     if isinstance(exc, INFRA_TYPES):
         return f"{type(exc).__name__}: {_first_line(exc)}"
@@ -45,6 +47,23 @@ def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None
     if vm_alive is False:
         return f"VM lost during the test ({type(exc).__name__}: {_first_line(exc)})"
     return None
+
+
+def reported(properties: Iterable[tuple[str, object]], name: str) -> str | None:
+    """The value of property ``name`` among a report's user properties, if set."""
+    return next((str(value) for key, value in properties if key == name), None)
+
+
+def kernel_reported(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a kernel report or was raised from one: a boot that failed on what
+    the kernel printed stays the kernel's, whatever wraps it (the plugin's BootFailed)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KernelReported):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
@@ -63,4 +82,5 @@ def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Pat
     return "\n".join(lines)
 
 
-__all__ = ["INFRA_ATTR", "INFRA_PROPERTY", "INFRA_TYPES", "infra_reason", "reproduce"]
+__all__ = ["INFRA_PROPERTY", "INFRA_TYPES", "KERNEL_PROPERTY", "infra_reason",
+           "kernel_reported", "reported", "reproduce"]

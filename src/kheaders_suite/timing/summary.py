@@ -1,8 +1,8 @@
 """Result records for the run's results.json, and the table for pytest's terminal summary.
 
-record_fields(doc, path) condenses one result document into what ``recorder.add("timing",
-target.id, **fields)`` stores; summary_lines(records) turns the recorder's records (any kinds:
-others are ignored) into the lines of the table.
+record_fields(doc, path) condenses one result document into the fields of a timing record
+(report.results.TimingRecord.of); summary_lines(records) turns records as results.json holds
+them (any kinds: others are ignored) into the lines of the table.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""One target's VM across its tests: booted on first use, booted again when a test lost it,
+never booted again once a boot failed.
+
+A boot that failed once fails every later user at once with the original cause, as
+labgrid's strategies do, instead of booting (minutes under TCG) and failing again for each
+test. A VM lost under a test (QEMU killed, a panic, a hang closed) is not a failed boot: the
+next user gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from kheaders_suite.errors import InfraError
+from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.kernellog import KernelReported
+
+
+class BootFailed(InfraError):
+    """A target's boot failed: raised for its first user and for every later one, chained to
+    the original cause. The first line names the cause's type and first line, so each user's
+    report says the same thing and patch CI still tells a kernel report at boot
+    ("KernelReported: kernel reported ...") from a VM that did not come up."""
+
+    def __init__(self, target: str, cause: BaseException) -> None:
+        lines = str(cause).strip().splitlines() or ["(no message)"]
+        super().__init__(f"the boot of {target} failed: {type(cause).__name__}: {lines[0]}")
+        self.target = target
+
+
+class BootState:
+    """The VM of one target, held by the session fixture ``guest_boot``.
+
+    ``start`` boots a guest and returns it once it answers (or raises); ``say`` prints a
+    progress line."""
+
+    def __init__(self, target: str, start: Callable[[], Guest],
+                 say: Callable[[str], None]) -> None:
+        self.target = target
+        self._start = start
+        self._say = say
+        self._current: Guest | None = None
+        self._cause: Exception | None = None  # the first failed boot's exception
+
+    @property
+    def current(self) -> Guest | None:
+        """The guest handed out last, alive or not; None before a boot and after close."""
+        return self._current
+
+    def guest(self, user: str) -> Guest:
+        """The target's guest for ``user`` (a test or fixture name): the running one, a
+        fresh one when the previous VM was lost, or BootFailed once a boot failed."""
+        __tracebackhide__ = True
+        if self._cause is not None:
+            raise BootFailed(self.target, self._cause) from self._cause
+        if self._current is not None:
+            if self._current.vm.alive():
+                return self._current
+            self._say(f"{user}: the previous test lost its VM; booting a new one")
+            self.close()
+        try:
+            self._current = self._start()
+        except Exception as exc:  # not BaseException: an interrupted boot is no verdict
+            self._cause = exc
+            raise BootFailed(self.target, exc) from exc
+        return self._current
+
+    def close(self) -> None:
+        """Close the current guest (QEMU and SSH), if any."""
+        g, self._current = self._current, None
+        if g is not None:
+            g.close()
+
+
+def guest_of(item: pytest.Item) -> Guest | None:
+    """The guest ``item`` uses, booting nothing: its ``guest`` fixture, or, when only
+    session fixtures talked to the guest (the archive checks), the target's current guest
+    while it runs. A VM lost before such a test is no part of its verdict: the test asked
+    for no guest of its own, so it gets none, and no blame for a dead one."""
+    funcargs = item.funcargs if isinstance(item, pytest.Function) else {}
+    g = funcargs.get("guest")
+    if isinstance(g, Guest):
+        return g
+    state = funcargs.get("guest_boot")
+    current = state.current if isinstance(state, BootState) else None
+    return current if current is not None and current.vm.alive() else None
+
+
+def raise_if_reported(g: Guest | None, phase: str) -> None:
+    """A kernel report outside a test body errors the test (KernelReported)."""
+    if g is not None:
+        scan = g.scan_kernel_log(phase)
+        if scan.reports:
+            raise KernelReported(scan)
