@@ -36,8 +36,8 @@ from kheaders_suite.catalog import arches, variants
 from kheaders_suite.catalog.paths import REPO_ROOT, default_cache_dir
 from kheaders_suite.patchci import cli
 from kheaders_suite.patchci.render import JSON_NAME, MARKDOWN_NAME
-from kheaders_suite.patchci.run import Job, side_paths
-from kheaders_suite.records import target_id
+from kheaders_suite.patchci.run import side_paths
+from kheaders_suite.records import Target, target_id
 
 TEMPLATES = REPO_ROOT / "ci" / "templates"
 GITHUB = TEMPLATES / "github-actions.yml"
@@ -218,7 +218,7 @@ def write_job_reports(out: Path, combos: Sequence[Combo]) -> list[Path]:
     (cli.write_reports)."""
     paths = []
     for arch, variant in combos:
-        path = out / "jobs" / Job(arch, variant).target / JSON_NAME
+        path = out / "jobs" / Target(arch, variant).id / JSON_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}\n")
         paths.append(path)
@@ -616,7 +616,7 @@ def gl_artifact_problems(text: str) -> list[str]:
         if not any(within(out, str(p)) for p in artifacts.get("paths", [])):
             problems.append(f"artifacts:paths do not hold kheaders-ci's --out {out}")
         for side in cli.SIDES:
-            path = PurePosixPath(side_paths(Path(out), side, Job(*combo)).junit.as_posix())
+            path = PurePosixPath(side_paths(Path(out), side, Target(*combo)).junit.as_posix())
             if not any(len(PurePosixPath(g).parts) == len(path.parts) and path.match(g)
                        for g in globs):
                 problems.append(f"no reports:junit glob matches {path}")
@@ -699,7 +699,7 @@ def gl_merge_run_problems(text: str) -> list[str]:
             problems.append(f"{case}: {MERGE_PROGRAM} got {got[1:]}, not every job's report")
         if with_reports and STUB_REPORT not in log:
             problems.append(f"{case}: the merged report.md is not in the job's log")
-        if missing is not None and Job(*missing).target not in log:
+        if missing is not None and Target(*missing).id not in log:
             problems.append(f"{case}: the job without a report is not named")
     return problems
 

@@ -14,10 +14,11 @@ from kheaders_suite.patchci import cli
 from kheaders_suite.patchci import run as runs
 from kheaders_suite.patchci import side as sides
 from kheaders_suite.patchci.document import RunInfo
+from kheaders_suite.records import Target
 from tests.test_patchci_series import KernelRepo, make_kernel_repo, mbox_of
 
 DATA = Path(__file__).parent / "data" / "patchci"
-X86_SYSFS = runs.Job("x86_64", "sysfs")
+X86_SYSFS = Target("x86_64", "sysfs")
 
 
 @pytest.fixture

@@ -17,11 +17,12 @@ from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import run
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.records import Target
 from kheaders_suite.report.results import Accel, BootRecord, Results, RunMeta
 from kheaders_suite.report.results import write as write_results
 from tests.test_source import fake_kernel
 
-X86_SYSFS = run.Job("x86_64", "sysfs")
+X86_SYSFS = Target("x86_64", "sysfs")
 OPTS = run.SuiteOptions(cache_dir=Path("/c"), select="test_archive", python="/py")
 # The checkout's suite (these tests run from one), with the settings a wheel has too.
 SUITE = ("-c", str(vmsuite.INI), "--rootdir", str(REPO_ROOT), "-p", "kheaders_suite.plugin",
@@ -40,8 +41,8 @@ def test_the_pytest_command_of_one_side() -> None:
 
 def test_a_sweep_runs_the_timing_tests_too() -> None:
     opts = run.SuiteOptions(cache_dir=Path("/c"), sweep="reduced", accel="tcg", python="/py")
-    cmd = run.pytest_command(Path("/clone"), run.Job("arm64", "proc"), opts,
-                             run.side_paths(Path("/o"), "patched", run.Job("arm64", "proc")))
+    cmd = run.pytest_command(Path("/clone"), Target("arm64", "proc"), opts,
+                             run.side_paths(Path("/o"), "patched", Target("arm64", "proc")))
     assert "not timing" not in cmd
     assert cmd[cmd.index("--sweep") + 1] == "reduced"
     assert cmd[cmd.index("-k") + 1] == "arm64-proc"
@@ -49,7 +50,7 @@ def test_a_sweep_runs_the_timing_tests_too() -> None:
 
 
 def test_the_collect_command_covers_every_job() -> None:
-    jobs = (X86_SYSFS, run.Job("x86_64", "proc"), run.Job("arm64", "sysfs"))
+    jobs = (X86_SYSFS, Target("x86_64", "proc"), Target("arm64", "sysfs"))
     assert run.collect_command(Path("/t"), jobs, OPTS) == (
         "/py", "-m", "pytest", *SUITE, "--kernel-src", "/t",
         "--arch", "x86_64,arm64",
@@ -68,13 +69,13 @@ vmtests/test_matches_build.py::test_archive_check[x86_64-proc-identity]
 
 
 def test_jobs_the_selection_leaves_without_a_test() -> None:
-    jobs = (X86_SYSFS, run.Job("x86_64", "proc"), run.Job("x86_64", "module"))
-    assert run.unselected(COLLECTED, jobs) == [run.Job("x86_64", "module")]
+    jobs = (X86_SYSFS, Target("x86_64", "proc"), Target("x86_64", "module"))
+    assert run.unselected(COLLECTED, jobs) == [Target("x86_64", "module")]
     assert run.unselected("no tests collected\n", jobs[:1]) == [X86_SYSFS]
 
 
 def test_jobs_asked_for() -> None:
-    assert run.jobs_for("x86_64", "sysfs,proc") == (X86_SYSFS, run.Job("x86_64", "proc"))
+    assert run.jobs_for("x86_64", "sysfs,proc") == (X86_SYSFS, Target("x86_64", "proc"))
     every = run.jobs_for("all", "all")
     assert len(every) == 8
     assert every[0] == X86_SYSFS

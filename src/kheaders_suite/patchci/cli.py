@@ -29,7 +29,6 @@ from kheaders_suite.patchci.merge import merge
 from kheaders_suite.patchci.render import markdown, write_outputs
 from kheaders_suite.patchci.run import (
     SWEEPS,
-    Job,
     SideRun,
     SuiteOptions,
     check_selection,
@@ -38,6 +37,7 @@ from kheaders_suite.patchci.run import (
     run_side,
     side_paths,
 )
+from kheaders_suite.records import Target
 
 PROG = "kheaders-ci"
 BAD_INPUT = 2
@@ -137,7 +137,7 @@ def check_inputs(args: argparse.Namespace,
 
 
 def prepare(inputs: tuple[Path, git_series.Series, str, str], clone: Path,
-            jobs: Sequence[Job], opts: SuiteOptions) -> clones.Prepared:
+            jobs: Sequence[Target], opts: SuiteOptions) -> clones.Prepared:
     """Clone, apply the series, check both commits and the selection; a clone made here is
     removed again if any of it fails."""
     tree, found, base_ref, base = inputs
@@ -165,21 +165,21 @@ def run_info(prepared: clones.Prepared, run_id: str) -> RunInfo:
                    series=found.description, message_id=found.message_id)
 
 
-def print_plan(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions,
+def print_plan(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOptions,
                out: Path) -> None:
     print(f"series: {prepared.series.description}")
     print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}")
     for side in SIDES:
         for job in jobs:
             cmd = pytest_command(prepared.clone, job, opts, side_paths(out, side, job))
-            print(f"{side} {job.target}: {shlex.join(cmd)}")
+            print(f"{side} {job.id}: {shlex.join(cmd)}")
 
 
-def run_sides(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions,
-              out: Path) -> dict[str, dict[Job, SideRun]]:
+def run_sides(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOptions,
+              out: Path) -> dict[str, dict[Target, SideRun]]:
     """Base first, every job; then patched: each side's builds land in the one object tree
     per arch that the clone's path keys, so patched rebuilds only what the series changed."""
-    done: dict[str, dict[Job, SideRun]] = {}
+    done: dict[str, dict[Target, SideRun]] = {}
     for side, sha in zip(SIDES, (prepared.base, prepared.patched), strict=True):
         clones.checkout(prepared.clone, sha)
         say(f"{side}: {sha[:12]} checked out in {prepared.clone}")
@@ -187,19 +187,19 @@ def run_sides(prepared: clones.Prepared, jobs: Sequence[Job], opts: SuiteOptions
         for job in jobs:
             start = time.monotonic()
             done[side][job] = run_side(prepared.clone, side, job, opts, out, say)
-            say(f"{side} {job.target}: {done[side][job].status} after "
+            say(f"{side} {job.id}: {done[side][job].status} after "
                 f"{time.monotonic() - start:.0f}s")
     return done
 
 
-def write_reports(runs: Mapping[str, Mapping[Job, SideRun]], jobs: Sequence[Job],
+def write_reports(runs: Mapping[str, Mapping[Target, SideRun]], jobs: Sequence[Target],
                   info: RunInfo, out: Path) -> ReportDoc:
     """Each job's report in <out>/jobs/<target>/, then all of them merged into <out>."""
     reports = []
     for job in jobs:
         compared = compare_job(runs["base"][job].load(), runs["patched"][job].load())
         doc = job_report(compared, info)
-        reports.append((write_outputs(out / "jobs" / job.target, doc)[0], doc))
+        reports.append((write_outputs(out / "jobs" / job.id, doc)[0], doc))
     merged = merge(reports)
     paths = write_outputs(out, merged)
     say(f"verdict {merged['verdict']}; wrote {', '.join(str(p) for p in paths)}")

@@ -40,7 +40,7 @@ from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.host.proc import end_group
 from kheaders_suite.patchci import side as sides
 from kheaders_suite.patchci.side import Outcome, SideStatus
-from kheaders_suite.records import target_id
+from kheaders_suite.records import Target
 from kheaders_suite.report import results
 from kheaders_suite.report.results import BootRecord
 from kheaders_suite.source.tree import user_source
@@ -56,17 +56,8 @@ Say = Callable[[str], None]
 PYTEST_NO_TESTS, PYTEST_USAGE_ERROR = 5, 4  # pytest.ExitCode, without importing pytest here
 
 
-@dataclass(frozen=True)
-class Job:
-    arch: str
-    variant: str
 
-    @property
-    def target(self) -> str:
-        return target_id(self.arch, self.variant)
-
-
-def jobs_for(arch_list: str, variant_list: str) -> tuple[Job, ...]:
+def jobs_for(arch_list: str, variant_list: str) -> tuple[Target, ...]:
     """Every arch x variant asked for ("all" or a comma list each); UserError naming the
     valid ones for an unknown name."""
     def names(value: str, known: tuple[str, ...], check: Callable[[str], object]
@@ -75,7 +66,7 @@ def jobs_for(arch_list: str, variant_list: str) -> tuple[Job, ...]:
         for name in picked:
             check(name)
         return list(dict.fromkeys(picked))
-    return tuple(Job(a, v) for a in names(arch_list, arches.names(), arches.get)
+    return tuple(Target(a, v) for a in names(arch_list, arches.names(), arches.get)
                  for v in names(variant_list, variants.names(), variants.get))
 
 
@@ -121,8 +112,8 @@ class SidePaths:
         return self.dir / "config"
 
 
-def side_paths(out: Path, side: str, job: Job) -> SidePaths:
-    return SidePaths(out / side / job.target)
+def side_paths(out: Path, side: str, job: Target) -> SidePaths:
+    return SidePaths(out / side / job.id)
 
 
 def keyword(targets: Iterable[str], select: str) -> str:
@@ -136,35 +127,35 @@ def _selection(opts: SuiteOptions) -> tuple[str, ...]:
     return ("-m", "not timing") if opts.sweep == "none" else ("--sweep", opts.sweep)
 
 
-def pytest_command(clone: Path, job: Job, opts: SuiteOptions,
+def pytest_command(clone: Path, job: Target, opts: SuiteOptions,
                    paths: SidePaths) -> tuple[str, ...]:
     """The suite's run of one side of one job (no xdist: one target, one guest)."""
     return (opts.python, "-m", "pytest", *vmsuite.pytest_args(),
             "--kernel-src", str(clone), "--arch", job.arch,
-            "-k", keyword([job.target], opts.select), *_selection(opts),
+            "-k", keyword([job.id], opts.select), *_selection(opts),
             "--cache-dir", str(opts.cache_dir), "--accel", opts.accel,
             "--results-dir", str(paths.results_dir), "--junitxml", str(paths.junit),
             "-p", "no:cacheprovider", "-n", "0")
 
 
-def collect_command(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> tuple[str, ...]:
+def collect_command(tree: Path, jobs: Sequence[Target], opts: SuiteOptions) -> tuple[str, ...]:
     """The same selection, collected only (no build, no guest): does it select anything?"""
     arch_list = ",".join(dict.fromkeys(j.arch for j in jobs))
     return (opts.python, "-m", "pytest", *vmsuite.pytest_args(),
             "--kernel-src", str(tree), "--arch", arch_list,
-            "-k", keyword([j.target for j in jobs], opts.select), *_selection(opts),
+            "-k", keyword([j.id for j in jobs], opts.select), *_selection(opts),
             "--cache-dir", str(opts.cache_dir), "--collect-only", "-q", "--no-header",
             "-p", "no:cacheprovider", "-n", "0")
 
 
-def unselected(collected: str, jobs: Sequence[Job]) -> list[Job]:
+def unselected(collected: str, jobs: Sequence[Target]) -> list[Target]:
     """The jobs none of the collected node ids (pytest --collect-only -q) belongs to."""
     params = [m.group(1) for line in collected.splitlines()
               if "::" in line and (m := re.search(r"\[(.*)\]\s*$", line))]
-    return [j for j in jobs if not any(j.target in p for p in params)]
+    return [j for j in jobs if not any(j.id in p for p in params)]
 
 
-def check_selection(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> None:
+def check_selection(tree: Path, jobs: Sequence[Target], opts: SuiteOptions) -> None:
     """UserError if --select (with the sweep's markers) leaves a job without a test, or is
     not an expression pytest takes: found before anything is built."""
     cmd = collect_command(tree, jobs, opts)
@@ -184,7 +175,7 @@ def check_selection(tree: Path, jobs: Sequence[Job], opts: SuiteOptions) -> None
     missing = unselected(done.stdout, jobs)
     if missing:
         raise UserError(f"{what} (sweep {opts.sweep}) selects no test for "
-                        f"{', '.join(j.target for j in missing)}; pass a -k expression "
+                        f"{', '.join(j.id for j in missing)}; pass a -k expression "
                         "naming tests of vmtests/, e.g. test_archive")
 
 
@@ -228,7 +219,7 @@ def run_suite(argv: Sequence[str], log: Path, label: str, say: Say,
 
 # --- what became of the side ------------------------------------------------------------------
 
-def build_dir(cache: Path, clone: Path, job: Job) -> Path | None:
+def build_dir(cache: Path, clone: Path, job: Target) -> Path | None:
     """Where ensure_build puts this side's build: the key of the clone as it is checked out
     now (its identity is the files' paths, sizes and mtimes). None if no key can be made
     (the compiler is missing, no carried patch fits): then nothing was built either."""
@@ -276,7 +267,7 @@ def side_status(build: Path | None, junit: Path, results_json: Path,
 class SideRun:
     """One side of one job, done: what load_side reads."""
 
-    job: Job
+    job: Target
     status: SideStatus
     message: str
     paths: SidePaths
@@ -304,7 +295,7 @@ def copy_outputs(build: Path | None, paths: SidePaths) -> tuple[Path | None, Pat
     return copies[0], copies[1]
 
 
-def run_side(clone: Path, side: str, job: Job, opts: SuiteOptions, out: Path,
+def run_side(clone: Path, side: str, job: Target, opts: SuiteOptions, out: Path,
              say: Say) -> SideRun:
     """Run the suite for one side of one job on the clone as it is checked out, then read
     what it left. Call it with the side's commit checked out, and check out nothing else
@@ -312,11 +303,11 @@ def run_side(clone: Path, side: str, job: Job, opts: SuiteOptions, out: Path,
     paths = side_paths(out, side, job)
     shutil.rmtree(paths.dir, ignore_errors=True)  # never read an earlier run's files
     paths.dir.mkdir(parents=True)
-    label = f"{side} {job.target}"
+    label = f"{side} {job.id}"
     say(f"{label}: running the suite, log {paths.log}")
     rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say)
     build = build_dir(opts.cache_dir, clone, job)
-    status, message = side_status(build, paths.junit, paths.results_json, job.target)
+    status, message = side_status(build, paths.junit, paths.results_json, job.id)
     archive, config = copy_outputs(build, paths)
     say(f"{label}: {status} (pytest exit {rc})" + (f": {message[:200]}" if message else ""))
     return SideRun(job, status, message, paths, archive, config)
