@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kheaders_suite.patchci import compare, document, layouts, render
+from kheaders_suite.patchci import compare, docread, document, layouts, render
 from kheaders_suite.patchci.layouts import LayoutDiff, MemberChange, Probe, StructChange
 from kheaders_suite.verify.probe import probe_source
 from tests.test_btf import COMPILERS, PROBE_ROOT, PROBE_STRUCTS
@@ -225,7 +225,7 @@ def test_compare_job_carries_layouts_without_changing_the_verdict(tmp_path: Path
 
 def test_document_key_and_markdown_section(tmp_path: Path) -> None:
     doc = document.job_report(moved_job(tmp_path), RUN)
-    again = document.check_report(json.loads(json.dumps(doc)))
+    again = docread.check_report(json.loads(json.dumps(doc)))
     assert again == doc
     got = again["jobs"][0]["layouts"]
     assert got is not None
@@ -275,8 +275,8 @@ def test_check_report_reads_documents_with_and_without_layouts(tmp_path: Path) -
     doc: Any = json.loads(json.dumps(document.job_report(moved_job(tmp_path, None), RUN)))
     assert doc["jobs"][0]["layouts"] is None
     del doc["jobs"][0]["layouts"]  # written before the key existed
-    md = render.markdown(document.check_report(doc))
+    md = render.markdown(docread.check_report(doc))
     assert "### Structure layouts" not in md
     doc["jobs"][0]["layouts"] = {"cc": "gcc", "structs": 0, "notes": []}
     with pytest.raises(ValueError, match=r"jobs\[0\].layouts: missing changes"):
-        document.check_report(doc)
+        docread.check_report(doc)

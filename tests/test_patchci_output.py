@@ -15,7 +15,7 @@ import pytest
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 from kcidb_io.schema import LATEST  # type: ignore[import-untyped]
 
-from kheaders_suite.patchci import compare, document, kcidb, merge, render
+from kheaders_suite.patchci import compare, docread, document, kcidb, merge, render
 from kheaders_suite.patchci.compare import JobReport
 from kheaders_suite.patchci.document import ReportDoc, RunInfo
 from kheaders_suite.patchci.side import SideResult, SideStatus
@@ -82,7 +82,7 @@ def sections(markdown: str) -> dict[str, str]:
 
 def test_job_document_is_versioned_json_that_reads_back(tmp_path: Path) -> None:
     doc = document.job_report(x86_job(tmp_path), RUN)
-    again = document.check_report(json.loads(json.dumps(doc)))
+    again = docread.check_report(json.loads(json.dumps(doc)))
     assert again == doc
     assert doc["schema_version"] == document.SCHEMA_VERSION == 1
     assert set(doc) == {"schema_version", "kind", "run", "verdict", "exit_status", "jobs",
@@ -113,7 +113,7 @@ def test_check_report_names_what_is_wrong(tmp_path: Path, mutate: Any, message: 
     doc: Any = json.loads(json.dumps(document.job_report(x86_job(tmp_path), RUN)))
     mutate(doc)
     with pytest.raises(ValueError, match=message):
-        document.check_report(doc)
+        docread.check_report(doc)
 
 
 # --- Markdown --------------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def test_merge_joins_matrix_jobs_into_one_report(tmp_path: Path,
     files = write_jobs(tmp_path, matrix(tmp_path))
     out = tmp_path / "merged"
     assert merge.main([str(out), *map(str, reversed(files))]) == 1
-    report = document.check_report(json.loads((out / "report.json").read_text()))
+    report = docread.check_report(json.loads((out / "report.json").read_text()))
     assert [j["target"] for j in report["jobs"]] == [
         "x86_64-sysfs", "x86_64-module", "arm64-sysfs", "arm64-module"]
     # across jobs: arm64-module's patched side is arm64-sysfs's patched run renamed, so
@@ -411,6 +411,6 @@ def test_merge_runs_as_a_command(tmp_path: Path) -> None:
 
 def test_write_outputs_writes_the_three_files(tmp_path: Path) -> None:
     report: dict[str, Any] = dict(document.job_report(x86_job(tmp_path), RUN))
-    paths = render.write_outputs(tmp_path / "o", document.check_report(report))
+    paths = render.write_outputs(tmp_path / "o", docread.check_report(report))
     assert [p.name for p in paths] == ["report.json", "report.md", "kcidb.json"]
     assert all(p.stat().st_size > 0 for p in paths)

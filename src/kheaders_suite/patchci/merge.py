@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kheaders_suite.errors import UserError
-from kheaders_suite.patchci.document import JobDoc, ReportDoc, check_report, report_doc
+from kheaders_suite.patchci.docread import check_report
+from kheaders_suite.patchci.document import JobDoc, ReportDoc, report_doc
 from kheaders_suite.patchci.render import EXIT_MEANING, write_outputs
 
 PROG = "kheaders-ci-merge"
