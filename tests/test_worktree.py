@@ -165,3 +165,13 @@ def test_a_work_copy_synced_from_this_tree_is_compared_by_mtime(tmp_path: Path) 
         "rsync", "-a", *args, f"--link-dest={src}", *ends)
     assert worktree.rsync_cmd(src, tmp_path / "w", by_content=True) == (
         "rsync", "-rlpgoD", "--checksum", *args, *ends)
+
+
+def test_after_a_reboot_a_work_copy_of_hard_links_is_compared_by_mtime_again(
+        tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    work = tmp_path / "work"
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    (work / ".kheaders-suite-synced-from").write_text(f"{src} before the reboot")
+    worktree.sync(src, work, KernelVersion(6, 12), None)  # by content, once
+    assert (work / ".kheaders-suite-synced-from").read_text() == worktree.origin_of(src)

@@ -117,17 +117,28 @@ def rsync_cmd(src: Path, work: Path, by_content: bool = False) -> tuple[str, ...
 
 
 def origin_of(src: Path) -> str:
-    """The tree a work copy was synced from with -a, on this machine since its boot: then
-    its files are the tree's (hard links) or carry their mtimes, and size and mtime tell
-    what changed. Any other work copy (restored from another CI runner's cache, made from a
-    clone since removed, or synced by content: its unchanged files keep older mtimes than
-    the tree's) is synced by content."""
+    """The tree a work copy was last synced from, on this machine since its boot, while its
+    files carry the tree's mtimes (hard links, or copies made with -a): then size and mtime
+    tell what changed. Any other work copy (restored from another CI runner's cache, made
+    from a clone since removed: its unchanged files are older than the tree's) is synced by
+    content."""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         boot = ""
     st = src.stat()
     return f"{src} {st.st_dev}:{st.st_ino} {boot}"
+
+
+def carries_mtimes(src: Path, work: Path) -> bool:
+    """Whether the work copy's files carry the tree's mtimes (after a reboot: hard links)
+    or not (restored from elsewhere, or made from a clone since removed: then it stays
+    synced by content), told by the top Makefile. Wrong either way, a sync is slower or a
+    build longer, never wrong."""
+    try:
+        return (work / "Makefile").stat().st_mtime_ns == (src / "Makefile").stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | None) -> None:
@@ -138,7 +149,7 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
     by_content = any(work.iterdir()) and _read_origin(work) != origin
     proc.run_captured(rsync_cmd(src, work, by_content), what="rsync of the kernel source",
                       error=InfraError, timeout=COPY_TIMEOUT)
-    if not by_content:  # rsync --delete removed it: a work copy synced by content stays so
+    if not by_content or carries_mtimes(src, work):  # else rsync --delete removed it
         (work / _ORIGIN).write_text(origin)
     # rsync restored previously patched files with their old mtimes; make compares mtimes,
     # so without a touch an object built from the patched file would be kept.
