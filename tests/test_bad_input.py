@@ -502,7 +502,7 @@ def test_paths_with_spaces_and_quotes_work(tmp_path: Path) -> None:
                 "--results-dir", str(results), path=stub_dir(tmp_path / "bin", host_programs()))
     assert run.rc == 0, run
     assert "1 passed" in run.stdout
-    assert source.user_source(tree).path == tree.resolve()
+    assert source.user_source(tree, tmp_path / "cache").path == tree.resolve()
     (copy,) = kconfig.write_for_version([frag], source.KernelVersion(6, 12), tmp_path / "w")
     assert copy.name == "00-my__extra__frag_s.config"
     assert copy.read_text() == "CONFIG_DEBUG_FS=y\n"

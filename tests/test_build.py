@@ -1,3 +1,5 @@
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,22 @@ def test_build_record_round_trips_through_json() -> None:
     assert again == record
     assert again.cached
     assert isinstance(again.image, Path)
+
+
+def test_a_cached_build_is_reused_as_this_checkouts_and_marked_used(tmp_path: Path) -> None:
+    """The key is of the content: a clone elsewhere may have built it; the checks read the
+    headers of the tree asking, and the entry's mtime records the use (CI's pruning)."""
+    entry = tmp_path / "builds" / "x86_64-sysfs-k"
+    entry.mkdir(parents=True)
+    os.utime(entry, ns=(10**9, 10**9))
+    built = dataclasses.replace(fake_build(), dir=entry, source_dir=Path("/first/clone"),
+                                source_origin="/first/clone")
+    here = KernelSource(Path("/second/clone"), KernelVersion(6, 12), "git:1:t", "/second/clone")
+    got = build.reused(built, here)
+    assert (got.source_dir, got.source_origin) == (here.path, here.origin)
+    assert dataclasses.replace(got, source_dir=built.source_dir,
+                               source_origin=built.source_origin) == built
+    assert entry.stat().st_mtime_ns > 10**9
 
 
 def test_steps_are_kbuild_quiet_lines_only() -> None:

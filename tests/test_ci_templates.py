@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -321,7 +322,7 @@ def gh_cache_problems(text: str) -> list[str]:
     doc = load(text)
     job = gh_job(doc, MATRIX_JOB)
     cache = gh_env(doc, job, {}).get("KHEADERS_SUITE_CACHE") or default_cache()
-    steps = gh_uses(job, "actions/cache")
+    steps = gh_cache_pair(job, "cache")  # the base's builds: test_ci_base_cache.py
     if not steps:
         return ["no actions/cache step"]
     problems = cache_dir_problems(
@@ -339,6 +340,14 @@ def gh_cache_problems(text: str) -> list[str]:
     problems += [f"{s.get('name')!r} saves only when the job passes (no if: always())"
                  for s in steps if s["uses"].startswith("actions/cache/save") and not always(s)]
     return problems
+
+
+def gh_cache_pair(job: Doc, restore_id: str) -> list[Doc]:
+    """The actions/cache steps of one cache: the step ``restore_id`` and those saving under
+    its key."""
+    key = f"steps.{restore_id}.outputs.cache-primary-key"
+    return [s for s in gh_uses(job, "actions/cache")
+            if s.get("id") == restore_id or key in str(s.get("with", {}).get("key", ""))]
 
 
 def gh_summary_problems(text: str) -> list[str]:
@@ -587,7 +596,7 @@ def gl_cache_problems(text: str) -> list[str]:
     match = re.fullmatch(r"\$\{?CI_PROJECT_DIR\}?/(.+)", var)
     if match is None:
         return [f"KHEADERS_SUITE_CACHE {var!r} is not under $CI_PROJECT_DIR"]
-    cache = job.get("cache") or {}
+    cache = next(iter(gl_caches(job)), {})  # the others: test_ci_base_cache.py
     paths = [str(p) for p in cache.get("paths", [])]
     problems = [f"cache path {p} is not in KHEADERS_SUITE_CACHE ({var})"
                 for p in paths if not within(p, match.group(1))]
@@ -599,6 +608,12 @@ def gl_cache_problems(text: str) -> list[str]:
         problems.append("the cache is saved only when the job passes (when: always)")
     expanded = expand(var, GL_PREDEFINED)
     return problems + cache_dir_problems(gl_calls(doc, CI_PROGRAM, min(EXPECTED)), expanded)
+
+
+def gl_caches(job: Doc) -> list[Doc]:
+    """The job's caches: ``cache:`` is one mapping or a list of them."""
+    caches = job.get("cache") or []
+    return [caches] if isinstance(caches, dict) else list(caches)
 
 
 def gl_artifact_problems(text: str) -> list[str]:
@@ -646,7 +661,18 @@ def gl_run(doc: Doc, job_name: str, parts: Sequence[str], tmp: Path, combo: Comb
     project.mkdir(exist_ok=True)
     values = gl_values(doc, job_name, combo, {"CI_PROJECT_DIR": str(project),
                                               "KHEADERS_SUITE_DIR": str(suite)})
-    return run_bash(gl_script(gl_job(doc, job_name), parts), project, {**values, **env})
+    python = {"PYTHONPATH": str(link_python(suite / ".venv" / "bin"))}
+    return run_bash(gl_script(gl_job(doc, job_name), parts), project,
+                    {**values, **python, **env})
+
+
+def link_python(venv_bin: Path) -> Path:
+    """The suite's .venv/bin/python in a sandbox: this interpreter. Returns the suite's
+    src/, for PYTHONPATH."""
+    venv_bin.mkdir(parents=True, exist_ok=True)
+    if not (venv_bin / "python").exists():
+        (venv_bin / "python").symlink_to(sys.executable)
+    return REPO_ROOT / "src"
 
 
 def gl_run_status_problems(text: str) -> list[str]:

@@ -182,8 +182,8 @@ def test_a_side_is_read_from_its_own_copies(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="the build key names the compiler")
 def test_the_build_dir_follows_the_checkout(tmp_path: Path) -> None:
-    """The key is the clone's identity as checked out: a file a checkout rewrites (a new
-    mtime) moves it, so each side finds its own build."""
+    """The key is the clone's identity as checked out: a file a checkout changes moves it,
+    so each side finds its own build; a file it only rewrites (a new mtime) does not."""
     tree = fake_kernel(tmp_path / "linux", "6.12.0")
     first = run.build_dir(tmp_path / "cache", tree, X86_SYSFS)
     assert first is not None
@@ -191,6 +191,8 @@ def test_the_build_dir_follows_the_checkout(tmp_path: Path) -> None:
     assert first.name.startswith("x86_64-sysfs-")
     assert run.build_dir(tmp_path / "cache", tree, X86_SYSFS) == first
     os.utime(tree / "Kconfig", ns=(1, 1))
+    assert run.build_dir(tmp_path / "cache", tree, X86_SYSFS) == first
+    (tree / "Kconfig").write_text("config FOO\n")
     assert run.build_dir(tmp_path / "cache", tree, X86_SYSFS) != first
     assert run.build_dir(tmp_path / "cache", tmp_path / "nothing", X86_SYSFS) is None
 

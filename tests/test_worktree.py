@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,54 @@ def test_edit_file_is_private_and_undone_by_the_next_sync(tmp_path: Path) -> Non
     restored = work / "kernel/kheaders.c"
     assert restored.read_text() == "line one\nsysfs\nline three\n"
     assert restored.stat().st_mtime > (src / "kernel/kheaders.c").stat().st_mtime
+
+
+def test_a_work_copy_from_elsewhere_keeps_the_mtimes_of_what_did_not_change(
+        tmp_path: Path) -> None:
+    """A work copy restored from another CI runner's cache, and a fresh checkout (every file
+    new): by size and mtime every file would be replaced by a newer one and make would build
+    everything again; by content only the changed file is."""
+    src = make_tree(tmp_path)
+    worktree.sync(src, tmp_path / "work", KernelVersion(6, 12), None)
+    restored = tmp_path / "restored"
+    shutil.copytree(tmp_path / "work", restored)  # own inodes, the mtimes kept
+    (restored / ".kheaders-suite-synced-from").write_text("another runner's tree")
+    old = 1_000_000_000 * 10**9
+    for path in restored.rglob("*"):
+        os.utime(path, ns=(old, old))
+    for path in src.rglob("*"):
+        os.utime(path)  # a fresh checkout
+    (src / "kernel/kheaders.c").write_text("line one\nchanged\nline three\n")
+    worktree.sync(src, restored, KernelVersion(6, 12), None)
+    assert (restored / "Makefile").stat().st_mtime_ns == old
+    assert (restored / "kernel/kheaders.c").read_text() == "line one\nchanged\nline three\n"
+    assert (restored / "kernel/kheaders.c").stat().st_mtime_ns > old
+    # Its unchanged files are older than the tree's: the next sync is by content too.
+    assert not (restored / ".kheaders-suite-synced-from").exists()
+    (src / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 13\n")
+    worktree.sync(src, restored, KernelVersion(6, 12), None)
+    assert (restored / "kernel/kheaders.c").stat().st_mtime_ns > old
+    assert (restored / "Makefile").read_text() == "VERSION = 6\nPATCHLEVEL = 13\n"
+
+
+def test_a_work_copy_synced_from_this_tree_is_compared_by_mtime(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    worktree.sync(src, tmp_path / "work", KernelVersion(6, 12), None)
+    assert (tmp_path / "work/.kheaders-suite-synced-from").read_text() == \
+        worktree.origin_of(src)
+    args = ("--delete", "--exclude=/.git")
+    ends = (f"{src}/", f"{tmp_path}/w/")
+    assert worktree.rsync_cmd(src, tmp_path / "w") == (
+        "rsync", "-a", *args, f"--link-dest={src}", *ends)
+    assert worktree.rsync_cmd(src, tmp_path / "w", by_content=True) == (
+        "rsync", "-rlpgoD", "--checksum", *args, *ends)
+
+
+def test_after_a_reboot_a_work_copy_of_hard_links_is_compared_by_mtime_again(
+        tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    work = tmp_path / "work"
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    (work / ".kheaders-suite-synced-from").write_text(f"{src} before the reboot")
+    worktree.sync(src, work, KernelVersion(6, 12), None)  # by content, once
+    assert (work / ".kheaders-suite-synced-from").read_text() == worktree.origin_of(src)

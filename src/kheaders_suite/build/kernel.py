@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kheaders_suite import HARNESS_VERSION
@@ -98,12 +98,12 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     out = build_entry(opts.cache_dir, arch.name, variant.name, key)
     cached, _ = cache_entry.load(out)
     if cached is not None:
-        return cached
+        return reused(cached, source)
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         cached, why = cache_entry.load(out)  # another worker may have built it meanwhile
         if cached is not None:
-            return cached
+            return reused(cached, source)
         if why is not None:
             progress(f"{target_id(arch.name, variant.name)}: cached build {out} unusable ({why}); "
                      "building it again")
@@ -111,6 +111,15 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
         build = _build(source, arch, variant, opts, key, ws, out, progress)
         cache_entry.write(build)
     return build
+
+
+def reused(build: KernelBuild, source: KernelSource) -> KernelBuild:
+    """A cached build, as ``source``'s: the key is of the content, so another checkout of it
+    (another path) may have built it, and the checks must read this one's headers. The
+    entry's mtime says it was used (a CI job keeps only the entries it built or used)."""
+    with contextlib.suppress(OSError):
+        os.utime(build.dir)
+    return replace(build, source_dir=source.path, source_origin=source.origin)
 
 
 @dataclass(frozen=True)

@@ -221,10 +221,10 @@ def run_suite(argv: Sequence[str], log: Path, label: str, say: Say,
 
 def build_dir(cache: Path, clone: Path, job: Target) -> Path | None:
     """Where ensure_build puts this side's build: the key of the clone as it is checked out
-    now (its identity is the files' paths, sizes and mtimes). None if no key can be made
-    (the compiler is missing, no carried patch fits): then nothing was built either."""
+    now (its identity is its content, source/gittree.py). None if no key can be made (the
+    compiler is missing, no carried patch fits): then nothing was built either."""
     try:
-        key = build_key(key_inputs(user_source(clone), arches.get(job.arch),
+        key = build_key(key_inputs(user_source(clone, cache), arches.get(job.arch),
                                    variants.get(job.variant), BuildOptions(cache_dir=cache)))
     except SuiteError:
         return None

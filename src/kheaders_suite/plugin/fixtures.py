@@ -49,7 +49,7 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(scope="session")
 def kernel_source(suite_settings: options.Settings) -> KernelSource:
     if suite_settings.kernel_src is not None:
-        return user_source(suite_settings.kernel_src)
+        return user_source(suite_settings.kernel_src, suite_settings.cache_dir)
     return embedded_source(suite_settings.cache_dir, suite_settings.kernel_package)
 
 

@@ -6,8 +6,6 @@ cache) or any tree given with --kernel-src. Both become a ``KernelSource`` recor
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +15,7 @@ from pathlib import Path
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.host import proc
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.source import debsrc
+from kheaders_suite.source import debsrc, gittree, plaintree
 
 DEFAULT_PACKAGE = "linux-source-6.12"
 _VERSION_RE = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", re.M)
@@ -64,7 +62,7 @@ def check_supported(version: KernelVersion, what: str) -> None:
 class KernelSource:
     path: Path  # top of the pristine tree
     version: KernelVersion
-    identity: str  # changes whenever the tree's content may have changed
+    identity: str  # the content's: "debian:<pkg>=<version>", "git:..." or "tree:..."
     origin: str  # for humans: "debian linux-source-6.12 6.12.117-1~deb12u1" or the path
 
 
@@ -112,26 +110,20 @@ def _require(tree: Path, names: tuple[str, ...], what: str, fix: str) -> None:
         raise UserError(f"{what} (missing {missing[0]}); {fix}")
 
 
-def tree_identity(tree: Path) -> str:
-    """Hash of every file's path, size and mtime (ignoring .git): cheap, and any edit changes it."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(tree):
-        dirs[:] = sorted(d for d in dirs if d != ".git")
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            rel = os.path.relpath(path, tree)
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+def tree_identity(tree: Path, cache: Path) -> str:
+    """The tree's content, for the build key: two checkouts of one commit (two runners, a
+    re-clone, a checkout there and back) have one identity and share a build. A git tree
+    (``tree/.git``): its HEAD's tree and its uncommitted changes (gittree.py); any other: a
+    hash of every file, with per-file hashes cached under ``cache`` (plaintree.py)."""
+    if (tree / ".git").exists():
+        return gittree.git_identity(tree)
+    return plaintree.plain_identity(tree, cache).identity
 
 
-def user_source(tree: Path) -> KernelSource:
+def user_source(tree: Path, cache: Path) -> KernelSource:
     tree = tree.resolve()
     version = check_kernel_tree(tree)
-    return KernelSource(tree, version, tree_identity(tree), str(tree))
+    return KernelSource(tree, version, tree_identity(tree, cache), str(tree))
 
 
 def installed_version(package: str) -> str | None:

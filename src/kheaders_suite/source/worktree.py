@@ -2,9 +2,11 @@
 
 The user's tree (or the extracted Debian tree) is never written: the work copy is made with
 rsync --link-dest (hard links where the filesystem allows, so it is nearly free), and a file a
-patch touches is first replaced by a private copy. All variants of one arch build in one work
-copy and one object tree, so switching variant rebuilds only what the patch and the config
-change (kernel/kheaders.o and a relink), not the whole kernel.
+patch touches is first replaced by a private copy. A work copy that was synced from another
+tree or machine (a CI cache of the base's object tree) is compared by content, so that what
+did not change keeps its mtime and make rebuilds only what did. All variants of one arch build
+in one work copy and one object tree, so switching variant rebuilds only what the patch and
+the config change (kernel/kheaders.o and a relink), not the whole kernel.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kheaders_suite.host import proc
 from kheaders_suite.source.tree import KernelVersion
 
 _STATE = ".kheaders-suite-patched.json"
+_ORIGIN = ".kheaders-suite-synced-from"
 # Bounds, far above what they take here (a first copy ~30 s, a later sync ~2 s, a patch
 # under 1 s): a hung filesystem ends the build with an error instead of waiting forever.
 COPY_TIMEOUT = 1800.0
@@ -102,17 +105,53 @@ def patch_cmd(work: Path, patch: Path, dry_run: bool) -> tuple[str, ...]:
     return (*args, *(("--dry-run",) if dry_run else ()), "-i", str(patch))
 
 
-def rsync_cmd(src: Path, work: Path) -> tuple[str, ...]:
+def rsync_cmd(src: Path, work: Path, by_content: bool = False) -> tuple[str, ...]:
+    """By size and mtime, hard-linking the tree's files (-a --link-dest); or ``by_content``:
+    by checksum, with neither -t nor --link-dest (rsync links a matching file in place of an
+    equal one), so that an unchanged file keeps its mtime and make does not rebuild from it,
+    and a changed one is written now, newer than any object."""
+    if by_content:
+        return ("rsync", "-rlpgoD", "--checksum", "--delete", "--exclude=/.git",
+                f"{src}/", f"{work}/")
     return ("rsync", "-a", "--delete", "--exclude=/.git", f"--link-dest={src}",
             f"{src}/", f"{work}/")
+
+
+def origin_of(src: Path) -> str:
+    """The tree a work copy was last synced from, on this machine since its boot, while its
+    files carry the tree's mtimes (hard links, or copies made with -a): then size and mtime
+    tell what changed. Any other work copy (restored from another CI runner's cache, made
+    from a clone since removed: its unchanged files are older than the tree's) is synced by
+    content."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    st = src.stat()
+    return f"{src} {st.st_dev}:{st.st_ino} {boot}"
+
+
+def carries_mtimes(src: Path, work: Path) -> bool:
+    """Whether the work copy's files carry the tree's mtimes (after a reboot: hard links)
+    or not (restored from elsewhere, or made from a clone since removed: then it stays
+    synced by content), told by the top Makefile. Wrong either way, a sync is slower or a
+    build longer, never wrong."""
+    try:
+        return (work / "Makefile").stat().st_mtime_ns == (src / "Makefile").stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | None) -> None:
     """Make ``work`` equal to ``src`` plus ``series``, touching only what differs."""
     work.mkdir(parents=True, exist_ok=True)
     previous = _read_state(work)
-    proc.run_captured(rsync_cmd(src, work), what="rsync of the kernel source", error=InfraError,
-                      timeout=COPY_TIMEOUT)
+    origin = origin_of(src)
+    by_content = any(work.iterdir()) and _read_origin(work) != origin
+    proc.run_captured(rsync_cmd(src, work, by_content), what="rsync of the kernel source",
+                      error=InfraError, timeout=COPY_TIMEOUT)
+    if not by_content or carries_mtimes(src, work):  # else rsync --delete removed it
+        (work / _ORIGIN).write_text(origin)
     # rsync restored previously patched files with their old mtimes; make compares mtimes,
     # so without a touch an object built from the patched file would be kept.
     for rel in previous:
@@ -162,6 +201,13 @@ def _unshare(path: Path) -> None:
         tmp = path.with_name(path.name + ".unshare")
         shutil.copy2(path, tmp)
         os.replace(tmp, path)
+
+
+def _read_origin(work: Path) -> str | None:
+    try:
+        return (work / _ORIGIN).read_text()
+    except OSError:
+        return None
 
 
 def _read_state(work: Path) -> list[str]:
