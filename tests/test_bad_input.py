@@ -1,4 +1,4 @@
-"""Issue 13, bad input: each case is one line that names the fix, a non-zero exit status, and
+"""Bad input: each case is one line that names the fix, a non-zero exit status, and
 nothing lost (no cache, no results, the user's tree untouched). The catalogue with the place
 each is detected is docs/bad-input.md; its rows name these tests.
 

@@ -1,10 +1,10 @@
 """Host commands run to their end: in a process group of their own, within a bound, and on
 failure an error that carries what the command said.
 
-make (build.py), mmdebstrap (rootfs.py), rsync and patch (worktree.py) and tar (source.py) all
-run this way; each caller names the step (``what``) and the error family it raises
-(BuildFailed, InfraError). A timeout or an interrupt kills the command's whole group: make's
-compilers and mmdebstrap's helpers are its children, and must not outlive it.
+make (build/make.py), mmdebstrap (boot/rootfs.py), rsync and patch (source/worktree.py) and tar
+(source/tree.py) all run this way; each caller names the step (``what``) and the error family
+it raises (BuildFailed, InfraError). A timeout or an interrupt kills the command's whole group:
+make's compilers and mmdebstrap's helpers are its children, and must not outlive it.
 """
 
 from __future__ import annotations

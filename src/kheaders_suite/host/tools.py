@@ -3,7 +3,7 @@
 For every selected arch: the gcc kbuild calls (the host's, or the cross gcc) and the
 qemu-system binary vng starts; once: virtme-ng's vng, at least ``VNG_MIN``. A missing or too
 old one is bad input (UserError): one line naming each program and the package to install,
-given at configure time (settings.py) instead of after a cold build or at the first boot.
+given at configure time (plugin/options.py) instead of after a cold build or at the first boot.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from kheaders_suite.report.results import BootRecord
 from kheaders_suite.source.tree import user_source
 
 SWEEPS = ("none", "reduced", "full")
-# One side of one job: a cold kernel build (build.BuildOptions.timeout is 3 h) and the tests.
+# One side of one job: a cold kernel build (build.kernel.BuildOptions.timeout is 3 h) and the tests.
 SIDE_TIMEOUT = 6 * 3600.0
 # Lines of the pytest run worth showing while it runs: the suite's own progress (builds,
 # boots: minutes each) and pytest's closing summary. Everything goes to pytest.log.

@@ -1,1 +1,2 @@
-"""Talking to a booted guest: the SSH session, the agent link, command results, the kernel log."""
+"""Talking to a booted guest: the SSH session, the agent link, the kernel log,
+connecting once booted, a variant's guest steps."""

@@ -1,6 +1,6 @@
-"""Step 5: talk to the guest over SSH (paramiko). Commands return a small result record.
+"""Talk to the guest over SSH (paramiko). Commands return a small result record.
 
-A ``Guest`` is a booted VM reachable over SSH (boot.py makes one). Commands and file
+A ``Guest`` is a booted VM reachable over SSH (session/connect.py makes one). Commands and file
 transfers go over the agent's one channel (agentlink.py) once it runs, else each over an SSH
 exec or SFTP channel of its own. On an exec channel stdout and stderr are read together as
 data arrives (select on the channel): reading one to the end before the other deadlocks once
@@ -52,7 +52,7 @@ class Guest:
         self.arch = vm.spec.arch
         self.accel = vm.spec.accel
         self.ssh_at = self.ready_at = 0.0  # monotonic: SSH authenticated, first command done
-        self.profile: BootProfile | None = None  # set by boot.connect()
+        self.profile: BootProfile | None = None  # set by session.connect.connect()
         self.agent: Agent | None = None
         self.kernel_log = KernelLog()
 

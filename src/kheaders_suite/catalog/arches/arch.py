@@ -34,7 +34,7 @@ class Arch:
     # Multiplies every guest timeout under TCG: emulating another ISA costs more.
     tcg_timeout_factor: float
     # kbuild steps of a cold build of the suite's config (linux-source-6.12, counted): the
-    # progress estimate until this machine has counted one of its own (build.expected_steps).
+    # progress estimate until this machine has counted one of its own (build.steps.expected_steps).
     cold_build_steps: int
 
     @property
