@@ -131,3 +131,18 @@ def test_unreadable_archive_file_names_the_path(tmp_path: Path) -> None:
         archive.read_archive_file(bad)
     with pytest.raises(ArchiveError, match=r"missing\.tar\.xz"):
         archive.read_archive_file(tmp_path / "missing.tar.xz")
+
+
+def test_a_member_whose_presence_depends_on_build_order_is_no_change() -> None:
+    """Before 6.14 utsversion.h is packed only when an earlier link in the same object tree left
+    it there: a base served from a build in a fresh object tree (another runner's, a cache
+    hit) and a patched side built incrementally differ by it for every series."""
+    uts = {"include/generated/utsversion.h": '#define UTS_VERSION "#1 SMP"\n'}
+    diff = archive.diff_archives(parsed(BASE_FILES), parsed({**BASE_FILES, **uts}))
+    assert (diff.added, diff.removed) == ((), ())
+    assert diff.unchanged
+    back = archive.diff_archives(parsed({**BASE_FILES, **uts}), parsed(BASE_FILES))
+    assert back.unchanged
+    changed = archive.diff_archives(parsed({**BASE_FILES, **uts}), parsed(
+        {**BASE_FILES, "include/generated/utsversion.h": '#define UTS_VERSION "#2 SMP"\n'}))
+    assert changed.changed == ("include/generated/utsversion.h",)
