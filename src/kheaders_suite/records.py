@@ -7,11 +7,15 @@ command a ``CommandResult``; a ``Target`` names what a VM test runs on.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kheaders_suite.errors import GuestCommandFailed, GuestStepFailed
+
+# Where a long step (a build, a root filesystem, a boot) says how it is going: one line a call.
+Progress = Callable[[str], None]
 
 
 def target_id(arch: str, variant: str) -> str:

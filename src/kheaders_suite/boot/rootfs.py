@@ -62,15 +62,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import InfraError, UserError
 from kheaders_suite.host import proc
 from kheaders_suite.host.locks import file_lock
-
-Progress = Callable[[str], None]
+from kheaders_suite.records import Progress
 
 # Part of the key: bump when the steps below change what ends up in the tree.
 RECIPE_VERSION = "1"

@@ -27,14 +27,14 @@ from pathlib import Path
 from kheaders_suite import HARNESS_VERSION
 from kheaders_suite.build import cache_entry, kconfig
 from kheaders_suite.build.inputs import build_key, check_config, compiler_version, fragments_for
-from kheaders_suite.build.make import Progress, Runner, compiler_command, make_env
+from kheaders_suite.build.make import Runner, compiler_command, make_env
 from kheaders_suite.build.steps import expected_steps, remember_steps
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.catalog.paths import PATCHES_DIR, build_entry
 from kheaders_suite.catalog.variants import Variant
 from kheaders_suite.errors import BuildFailed
 from kheaders_suite.host.locks import file_lock
-from kheaders_suite.records import KernelBuild, target_id
+from kheaders_suite.records import KernelBuild, Progress, target_id
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelSource
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from kheaders_suite.build.steps import count_steps, progress_line
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import BuildFailed
 from kheaders_suite.host import proc
+from kheaders_suite.records import Progress
 
-Progress = Callable[[str], None]
 PROGRESS_EVERY = 30.0
 
 

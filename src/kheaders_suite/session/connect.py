@@ -29,7 +29,7 @@ from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
 from kheaders_suite.host import tools
 from kheaders_suite.host.deadline import Deadline
-from kheaders_suite.records import KernelBuild, target_id
+from kheaders_suite.records import KernelBuild, Progress, target_id
 from kheaders_suite.session.guest import Guest
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
@@ -59,7 +59,6 @@ PORT_ATTEMPTS = 3
 # Where a foreign-arch guest sees the build dir (/mnt exists, empty, in Debian roots).
 FOREIGN_BUILD_MOUNT = "/mnt"
 
-Progress = Callable[[str], None]
 # The seams: start a VM for a spec, its console going to a log; wait for a VM's guest (the
 # accelerator's time scale); open an SSH session to the forwarded port within a timeout.
 Launch = Callable[[VMSpec, Path], VM]
