@@ -16,7 +16,7 @@ import pytest
 from kheaders_suite.errors import InfraError, VMLost
 from kheaders_suite.patchci import side
 from kheaders_suite.plugin.boots import BootFailed, BootState
-from kheaders_suite.report.verdict import infra_reason, kernel_reported
+from kheaders_suite.report.verdict import infra_reason, kernel_fault
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
@@ -129,11 +129,11 @@ def test_the_blame_follows_the_cause() -> None:
         "4,1,1000,-;WARNING: CPU: 0 PID: 1 at init/main.c:1 start_kernel+0x0/0x1\n"), ""))
     wrapped = BootFailed("x86_64-sysfs", report)
     wrapped.__cause__ = report
-    assert kernel_reported(wrapped)
+    assert kernel_fault(wrapped) is not None
     assert infra_reason(wrapped, vm_alive=True) is None
     lost = BootFailed("x86_64-sysfs", VMLost("gone"))
     assert isinstance(lost, InfraError)
-    assert not kernel_reported(lost)
+    assert kernel_fault(lost) is None
     assert infra_reason(lost, vm_alive=True)
 
 
@@ -206,11 +206,21 @@ def test_a_failed_boot_errors_each_test_with_the_same_cause_booting_once(
 
 def test_a_kernel_report_at_boot_is_the_kernels_in_the_summary_and_in_patch_ci(
         tmp_path: Path) -> None:
+    """A kernel report at boot FAILs every test of the target, in pytest's own output and in
+    JUnit (a <failure> whose message says it is the kernel's), booting once."""
     out, junit = _run(tmp_path, "kernel-report")
-    assert "1 passed, 2 errors" in out.stdout, out.stdout
+    assert "2 failed, 1 passed" in out.stdout, out.stdout
     assert "2 kernel failures" in out.stdout
     assert "0 infrastructure errors" in out.stdout
-    assert "KernelReported: kernel reported during the boot" in _errors(junit)["test_second"]
+    assert "FAILED test_x.py::test_second" in out.stdout
+    assert _errors(junit) == {}
+    root = ET.parse(junit).getroot()
+    failures = {case.get("name"): failure.get("message", "") for case in root.iter("testcase")
+                for failure in case.iter("failure")}
+    assert failures["test_second"].startswith("kernel: KernelReported: kernel reported during "
+                                              "the boot of x86_64-sysfs")
+    assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
+    assert root.find("testsuite").get("errors") == "0"  # type: ignore[union-attr]
     tests = side.parse_junit(junit.read_text())
     assert tests["test_x.py::test_second"].outcome == side.Outcome.FAIL
 

@@ -3,12 +3,13 @@ runs before and after the archive is used, and which steps a probe skips."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from kheaders_suite.errors import GuestStepFailed
+from kheaders_suite.errors import InfraError, KernelInterfaceFailed
 from kheaders_suite.host.deadline import Deadline
 from kheaders_suite.session import steps
 from kheaders_suite.session.agentlink import Agent
@@ -62,9 +63,29 @@ def test_a_step_is_skipped_when_its_probe_succeeds(tmp_path: Path, mounted: bool
                          ["umount", "/sys/kernel/debug"]]
 
 
-def test_a_failing_setup_step_is_a_harness_error(tmp_path: Path) -> None:
-    step = ["modprobe", "-d", "", "kheaders"]  # no modroot: the build installed no modules
-    guest, _chan = guest_where(tmp_path, [step])
-    with pytest.raises(GuestStepFailed, match="harness step failed in the guest"), \
-            steps.archive_present(guest, replace(fake_build(), variant="module")):
+def test_a_failing_setup_step_is_the_kernels_failure(tmp_path: Path) -> None:
+    """modprobe kheaders failing is kheaders.ko's init failing: the kernel's interface, a
+    FAIL naming the step and what the kernel said, never a harness ERROR."""
+    step = ["modprobe", "-d", "/m", "kheaders"]
+    said = "modprobe: ERROR: could not insert 'kheaders': Cannot allocate memory"
+    encoded = base64.b64encode(said.encode()).decode()
+    chan = FakeChannel(lambda r: reply(r, rc=1, stderr=encoded) if r.get("argv") == step
+                       else reply(r))
+    guest = Guest(FakeVM(tmp_path / "console.log").typed(), ssh_client(chan)[1], 1.0)
+    guest.agent = Agent.ready(chan, Deadline(1.0))
+    build = replace(fake_build(), variant="module", modroot=Path("/m"))
+    with pytest.raises(KernelInterfaceFailed) as info, steps.archive_present(guest, build):
         pass
+    assert str(info.value).splitlines()[0] == (
+        f"kernel interface failed: modprobe -d /m kheaders (exit 1): {said}")
+    assert not isinstance(info.value, InfraError)
+
+
+def test_an_archive_the_kernel_does_not_serve_is_the_kernels_failure(tmp_path: Path) -> None:
+    said = base64.b64encode(b"No such file or directory").decode()
+    chan = FakeChannel(lambda r: reply(r, rc=2, stderr=said))
+    guest = Guest(FakeVM(tmp_path / "console.log").typed(), ssh_client(chan)[1], 1.0)
+    guest.agent = Agent.ready(chan, Deadline(1.0))
+    with pytest.raises(KernelInterfaceFailed, match=r"kernel interface failed: reading "
+                                                    r"/sys/kernel/kheaders\.tar\.xz"):
+        steps.served_archive(guest, "/sys/kernel/kheaders.tar.xz")

@@ -218,11 +218,15 @@ def test_a_panic_that_killed_the_vm_is_the_kernels_fail(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "phase"), [("warn-in-setup", "the set-up of test_x"),
                                              ("warn-in-teardown", "the teardown of test_x")])
-def test_a_kernel_report_in_a_fixture_errors_the_test(tmp_path: Path, name: str,
-                                                       phase: str) -> None:
+def test_a_kernel_report_in_a_fixture_fails_the_test(tmp_path: Path, name: str,
+                                                      phase: str) -> None:
+    """The kernel's report in a set-up or teardown is the test's FAIL: pytest's output says
+    FAILED, JUnit has a <failure> saying it is the kernel's, no <error>."""
     out, junit = _run(tmp_path, name)
     assert f"kernel reported during {phase}" in out.stdout
-    assert "error" in _tags(junit)
+    assert "FAILED test_x.py::test_x" in out.stdout, out.stdout
+    assert "error" not in _tags(junit)
+    assert "failure" in _tags(junit)
     assert _counted(out, kernel=1, infra=0), out.stdout
 
 

@@ -189,6 +189,24 @@ def test_a_kasan_kernel_reports_every_bug_of_a_boot(tmp_path: Path, line: str,
     (tmp_path / "config").write_text(f"CONFIG_64BIT=y\n{line}\nCONFIG_KASAN_GENERIC=y\n")
     build = dataclasses.replace(fake_build(), config=tmp_path / "config")
     spec = spec_for(build, BootOptions(cache_dir=tmp_path), Accel("tcg", "t"), lambda m: None)
-    assert spec.kernel_args == args
+    assert spec.kernel_args[:2] == ("earlycon=uart8250,io,0x3f8,115200",
+                                    "sysctl.kernel.hung_task_timeout_secs=40")
+    assert ("kasan_multi_shot" in spec.kernel_args) == bool(args)
     cmd = vng_command(spec)
-    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--append"] == ["loglevel=7", *args]
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--append"] == ["loglevel=7",
+                                                                          *spec.kernel_args]
+
+
+def test_hang_detectors_report_before_a_command_times_out() -> None:
+    """Every detector's threshold scales with the deadlines, and the slowest one reports a
+    hang well before the guest's command deadline gives up on it, under KVM and TCG."""
+    from kheaders_suite.boot import detectors
+    from kheaders_suite.session.guest import COMMAND_TIMEOUT
+
+    for scale in (1.0, 5.0, 7.5, 15.0):
+        assert detectors.hang_report_within(scale) < 0.5 * COMMAND_TIMEOUT * scale
+    assert detectors.detector_args(5.0) == (
+        "sysctl.kernel.hung_task_timeout_secs=40",
+        "sysctl.kernel.hung_task_check_interval_secs=10",
+        "watchdog_thresh=15", "rcupdate.rcu_cpu_stall_timeout=40")
+    assert "watchdog_thresh=60" in detectors.detector_args(100.0)  # the kernel's maximum

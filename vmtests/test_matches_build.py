@@ -17,7 +17,7 @@ from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.report.results import CheckRecord
 from kheaders_suite.session.guest import Guest
-from kheaders_suite.session.steps import archive_present
+from kheaders_suite.session.steps import archive_present, served_archive
 from kheaders_suite.verify import (
     CheckResult,
     cflags,
@@ -41,7 +41,7 @@ def guest_archive(guest_boot: BootState, kernel_build: KernelBuild) -> bytes:
     """The archive's bytes as the running kernel serves them (read once per target)."""
     guest = guest_boot.guest("guest_archive")
     with archive_present(guest, kernel_build) as path:
-        return guest.read_bytes(path)
+        return served_archive(guest, path)
 
 
 @pytest.fixture(scope="session")

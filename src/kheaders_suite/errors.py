@@ -6,6 +6,11 @@ VM lost). In pytest it surfaces as an ERROR of the fixture, never as a test FAIL
 ``PatchFailed``: a patch the suite carries does not fit a kernel inside the supported range:
 the suite's own fault (an ERROR naming the patch, the version and the first failing file),
 never a skip, so a run that asked for the variant cannot pass without it.
+
+``KernelFault``: the kernel under test is at fault (it printed a report, or its own interface
+failed: kheaders.ko did not load, the archive is missing, a mount of its file system failed).
+Wherever it is raised, at boot, in a fixture or in a test body, it is the test's FAIL, never
+an ERROR (report/verdict.py has the rule).
 """
 
 
@@ -39,6 +44,16 @@ class VMLost(InfraError):
 
 class GuestTimeout(InfraError):
     """A command in the guest did not finish before its deadline."""
+
+
+class KernelFault(Exception):
+    """The kernel under test failed: a FAIL of every test it reaches, wherever it shows."""
+
+
+class KernelInterfaceFailed(KernelFault):
+    """A step that only the kernel can make succeed failed: ``modprobe kheaders``, its
+    ``rmmod``, the debugfs mount, reading the archive. The message names the step and what
+    the kernel said (the command's stderr, the errno)."""
 
 
 class GuestCommandFailed(AssertionError):

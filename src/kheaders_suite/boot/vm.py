@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -140,6 +141,13 @@ _LIVE: set[VM] = set()
 # be indexed.
 MAX_ARRIVALS = 10_000
 PANIC_SETTLE = 3.0
+# Seconds after a hang report's headline for its body (the stuck task's stack) to arrive.
+HANG_SETTLE = 2.0
+# The headlines of the kernel's hang detectors: hung task (kernel/hung_task.c), soft and hard
+# lockup (kernel/watchdog.c, "buddy" or perf), RCU CPU stall (kernel/rcu/tree_stall.h).
+HANG_REPORT = re.compile(rb"INFO: task \S+ blocked for more than \d+ seconds|"
+                         rb"BUG: soft lockup - CPU#\d+ stuck|Watchdog detected hard LOCKUP|"
+                         rb"rcu: INFO: \S+ (?:self-)?detected stalls?")
 
 
 class VM:
@@ -172,8 +180,9 @@ class VM:
         _LIVE.add(self)
 
     def alive(self) -> bool:
-        """QEMU runs and its kernel has not panicked."""
-        return self.proc.poll() is None and self.panic.panicked_at is None
+        """QEMU runs and its kernel has neither panicked nor reported a hang."""
+        return (self.proc.poll() is None and self.panic.panicked_at is None
+                and self.panic.hung_at is None)
 
     def gone(self, settle: float = 0.0) -> str | None:
         """Why the guest can no longer answer, or None while it can. After a panic, waits
@@ -182,6 +191,9 @@ class VM:
         if self.panic.panicked_at is not None:
             self.panic.ended.wait(PANIC_SETTLE)
             return "the guest kernel panicked"
+        if self.panic.hung_at is not None:  # the report's body follows its headline
+            time.sleep(max(0.0, self.panic.hung_at + HANG_SETTLE - time.monotonic()))
+            return f"the guest kernel reported a hang ({self.panic.hang})"
         if settle > 0:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=settle)
@@ -220,25 +232,32 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class PanicWatch:
-    """Spots a kernel panic in the console stream as it arrives: a panicked guest keeps QEMU
-    running (virtme-ng sets panic=-1 and -no-reboot only for --exec scripts), so without this
-    every command would wait for its deadline."""
+    """Spots a kernel panic, and a hang detector's report, in the console stream as they
+    arrive: a panicked guest keeps QEMU running (virtme-ng sets panic=-1 and -no-reboot only
+    for --exec scripts), and a hung one keeps a command waiting, so without this every
+    command would wait for its deadline before anyone read what the kernel said."""
 
     START, END = b"Kernel panic - not syncing", b"---[ end Kernel panic"
 
     def __init__(self) -> None:
         self.tail = b""
         self.panicked_at: float | None = None
+        self.hung_at: float | None = None
+        self.hang = ""  # the hang report's headline
         self.ended = threading.Event()
 
     def feed(self, chunk: bytes) -> None:
         window = self.tail + chunk
+        if self.hung_at is None:
+            found = HANG_REPORT.search(window)
+            if found:
+                self.hung_at, self.hang = time.monotonic(), found.group().decode("latin-1")
         if self.panicked_at is None and self.START in window:
             self.panicked_at = time.monotonic()
             window = window[window.index(self.START):]
         if self.panicked_at is not None and self.END in window:
             self.ended.set()
-        self.tail = window[-64:]
+        self.tail = window[-128:]
 
 
 def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]],

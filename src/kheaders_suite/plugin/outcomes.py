@@ -37,9 +37,18 @@ class OutcomeCounter:
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport
                                  ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        if report.when == "call" and report.failed and \
+        """A body's infrastructure fault shows as ERROR, a set-up's or teardown's kernel
+        fault (a panic at boot, kheaders.ko not loading) as FAILED: the blame, not the phase,
+        decides (verdict.py)."""
+        if not isinstance(report, pytest.TestReport) or not report.failed or \
+                hasattr(report, "wasxfail"):
+            return None
+        if report.when == "call" and \
                 verdict.reported(report.user_properties, verdict.INFRA_PROPERTY):
             return "error", "E", ("ERROR", {"red": True})
+        if report.when != "call" and \
+                verdict.reported(report.user_properties, verdict.KERNEL_PROPERTY):
+            return "failed", "F", ("FAILED", {"red": True})
         return None
 
     def summary(self) -> str | None:

@@ -11,11 +11,12 @@ import pytest
 from kheaders_suite.boot import console
 from kheaders_suite.boot.vm import shell_command
 from kheaders_suite.errors import GuestTimeout
-from kheaders_suite.plugin.boots import guest_of, raise_if_reported
+from kheaders_suite.plugin.boots import BootState, guest_of
 from kheaders_suite.plugin.context import SETTINGS, progress, target_of
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.report import verdict
 from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.kernellog import KernelReported
 
 KERNEL_REPORTED = pytest.StashKey[bool]()  # on an item: its body's failure is a kernel report
 
@@ -23,11 +24,45 @@ KERNEL_REPORTED = pytest.StashKey[bool]()  # on an item: its body's failure is a
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     """After the fixtures (a lost VM is replaced by the guest fixture): what the kernel
-    printed while they ran (modprobe, mounts)."""
+    printed while they ran (modprobe, mounts), read even when a fixture failed: a fixture
+    that lost its VM to a panic or a hang fails on the kernel's report, not on the loss."""
     __tracebackhide__ = True  # a fixture's failure passes through: its frames tell the story
-    result = yield
-    raise_if_reported(guest_of(item), f"the set-up of {item.name}")
+    failure: BaseException | None = None
+    try:
+        result = yield
+    except BaseException as exc:
+        failure = exc
+    reported_after(item, f"the set-up of {item.name}", failure)
+    if failure is not None:
+        raise failure
     return result
+
+
+def reported_after(item: pytest.Item, phase: str, failure: BaseException | None,
+                   g: Guest | None = None) -> None:
+    """KernelReported (chained to ``failure``) when the kernel printed a report during
+    ``phase``; a guest that hung is closed, so the next user boots a new one. ``g``: the
+    guest to read (default: the item's, alive or not after a failure)."""
+    __tracebackhide__ = True
+    if g is None:
+        g = guest_of(item) if failure is None else _guest_any(item)
+    if g is None:
+        return
+    scan = g.scan_kernel_log(phase)
+    if scan.reports:
+        if not g.vm.alive():
+            g.vm.close()  # hung or panicked: BootState boots a fresh one for the next test
+        raise KernelReported(scan) from failure
+
+
+def _guest_any(item: pytest.Item) -> Guest | None:
+    """The guest ``item`` used, alive or not: after a failure, its console has the rest."""
+    funcargs = item.funcargs if isinstance(item, pytest.Function) else {}
+    g = funcargs.get("guest")
+    if isinstance(g, Guest):
+        return g
+    state = funcargs.get("guest_boot")
+    return state.current if isinstance(state, BootState) else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -39,11 +74,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         result = yield
     except BaseException as exc:
         failure = exc
-    g = guest_of(item)
+    g = guest_of(item) if failure is None else _guest_any(item)
     if g is not None:
         scan = g.scan_kernel_log(item.name)
         if scan.reports:
             item.stash[KERNEL_REPORTED] = True
+            if not g.vm.alive():
+                g.vm.close()  # hung or panicked: the next test of the target boots anew
             raise AssertionError(scan.describe()) from failure
     if isinstance(failure, GuestTimeout) and g is not None and g.vm.alive() \
             and not g.responsive():
@@ -60,13 +97,13 @@ def pytest_runtest_teardown(item: pytest.Item,
     """After the teardown (rmmod, umount; the guest's close after a target's last test):
     read from the console when the VM is gone by then."""
     __tracebackhide__ = True
-    g = guest_of(item)
+    before = _guest_any(item)  # the target's last teardown closes it: read its console then
     failure: BaseException | None = None
     try:
         result = yield
     except BaseException as exc:
         failure = exc
-    raise_if_reported(g, f"the teardown of {item.name}")
+    reported_after(item, f"the teardown of {item.name}", failure, before)
     if failure is not None:
         raise failure
     return result
@@ -83,9 +120,12 @@ def pytest_runtest_makereport(
         return report
     g = guest_of(item)
     exc = call.excinfo.value if call.excinfo is not None else None
-    if verdict.kernel_reported(exc):
-        first = next(iter(str(exc).splitlines()), "kernel reported")
-        report.user_properties.append((verdict.KERNEL_PROPERTY, first))
+    fault = verdict.kernel_fault(exc)
+    if fault is not None:
+        said = f"{type(fault).__name__}: {next(iter(str(fault).splitlines()), '')}"
+        report.user_properties.append((verdict.KERNEL_PROPERTY, said))
+        if call.when != "call":  # JUnit: this set-up or teardown <error> is a <failure>
+            item.user_properties.append((verdict.KERNEL_PROPERTY, said))
     if call.when == "call" and not item.stash.get(KERNEL_REPORTED, False):
         reason = verdict.infra_reason(exc, g.vm.alive() if g is not None else None)
         if reason:

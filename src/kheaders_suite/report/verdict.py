@@ -1,14 +1,31 @@
 """Who is to blame for a failing test: the kernel (FAIL) or the harness (ERROR).
 
-Only a kernel or an archive that misbehaves is a FAIL. A VM that is lost, a guest command
-that runs out of time, a harness step in the guest (mkdir, tar, a scratch mount) that fails,
-the SSH session dropping: each is an ERROR with its own message and the console tail, wherever
-it happens, set-up, test body or teardown. A kernel report (BUG, WARNING, Oops, panic) is the
-kernel's, even when it killed the VM.
+The rule, wherever the failure shows (boot, set-up, body, teardown):
 
-pytest knows ERROR only for set-up and teardown; an infrastructure fault inside a test body
-is marked as a user property of its report and its test (``INFRA_PROPERTY``), shown as ERROR
-and counted as an error, and written to JUnit as <error>.
+| what happened                                                        | verdict |
+|----------------------------------------------------------------------|---------|
+| the kernel printed a report: panic, Oops, BUG, WARNING, general      | FAIL    |
+| protection fault, "Unable to handle kernel", KASAN, lockdep, UBSAN,  |         |
+| atomic sleep, hung task, soft or hard lockup, RCU stall; also when   |         |
+| the VM died of it (read from the console)                            |         |
+| the kernel's own interface failed: kheaders.ko does not load or      | FAIL    |
+| unload, the debugfs mount fails, the archive is missing or unreadable|         |
+| a check on the archive or the kernel's behaviour failed              | FAIL    |
+| a guest command timed out and the console shows a lockup, hung-task  | FAIL    |
+| or stall report                                                      |         |
+| a guest command timed out and the kernel said nothing                | ERROR   |
+| QEMU did not start or was killed, SSH never answered while the       | ERROR   |
+| console shows a healthy kernel, the host ran out of disk, a harness  |         |
+| step in the guest (mkdir, tar, a scratch mount) failed               |         |
+
+A kernel fault is ``errors.KernelFault`` (``kernellog.KernelReported`` for a report,
+``errors.KernelInterfaceFailed`` for the interface), found anywhere in the exception's chain.
+
+pytest knows ERROR only for set-up and teardown, and FAIL only for the body. An
+infrastructure fault inside a body is marked as a user property of its report and its test
+(``INFRA_PROPERTY``), shown as ERROR and written to JUnit as <error>; a kernel fault in set-up
+or teardown is marked ``KERNEL_PROPERTY``, shown as FAILED and written to JUnit as <failure>
+whose message starts with "kernel: ".
 """
 
 from __future__ import annotations
@@ -19,13 +36,12 @@ from pathlib import Path
 
 import paramiko
 
-from kheaders_suite.errors import InfraError
-from kheaders_suite.session.kernellog import KernelReported
+from kheaders_suite.errors import InfraError, KernelFault
 
 # User properties of a report (pytest's documented ``user_properties``: they survive the
 # trip from an xdist worker, and the test's go into JUnit).
 INFRA_PROPERTY = "kheaders-infrastructure"  # why a failed test body is the harness's fault
-KERNEL_PROPERTY = "kheaders-kernel-report"  # a set-up/teardown failure the kernel reported
+KERNEL_PROPERTY = "kheaders-kernel-report"  # a set-up/teardown failure that is the kernel's
 # Faults of the machinery, whatever raised them (socket.timeout is TimeoutError).
 INFRA_TYPES: tuple[type[BaseException], ...] = (
     InfraError, paramiko.SSHException, EOFError, ConnectionError, TimeoutError,
@@ -38,7 +54,7 @@ def infra_reason(exc: BaseException | None, vm_alive: bool | None) -> str | None
     ``vm_alive`` is None for a test without a VM. A test whose VM died under it while the
     kernel reported nothing lost its VM (QEMU killed, the host out of memory): an ERROR, even
     when what the test saw was a failed assertion on a half answer."""
-    if exc is None or kernel_reported(exc):
+    if exc is None or kernel_fault(exc):
         return None
     if isinstance(exc, INFRA_TYPES):
         return f"{type(exc).__name__}: {_first_line(exc)}"
@@ -54,16 +70,16 @@ def reported(properties: Iterable[tuple[str, object]], name: str) -> str | None:
     return next((str(value) for key, value in properties if key == name), None)
 
 
-def kernel_reported(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is a kernel report or was raised from one: a boot that failed on what
-    the kernel printed stays the kernel's, whatever wraps it (the plugin's BootFailed)."""
+def kernel_fault(exc: BaseException | None) -> KernelFault | None:
+    """The kernel fault ``exc`` is or was raised from: a boot that failed on what the kernel
+    printed stays the kernel's, whatever wraps it (the plugin's BootFailed)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KernelReported):
-            return True
+        if isinstance(exc, KernelFault):
+            return exc
         seen.add(id(exc))
         exc = exc.__cause__
-    return False
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -83,4 +99,4 @@ def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Pat
 
 
 __all__ = ["INFRA_PROPERTY", "INFRA_TYPES", "KERNEL_PROPERTY", "infra_reason",
-           "kernel_reported", "reported", "reproduce"]
+           "kernel_fault", "reported", "reproduce"]

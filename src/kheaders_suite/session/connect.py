@@ -23,7 +23,7 @@ from pathlib import Path
 
 import paramiko
 
-from kheaders_suite.boot import accel, console, guesthome, guestinit
+from kheaders_suite.boot import accel, console, detectors, guesthome, guestinit
 from kheaders_suite.boot.vm import VM, VMSpec, free_port, profile_boot, shell_command, ssh_key
 from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
@@ -31,6 +31,7 @@ from kheaders_suite.host import tools
 from kheaders_suite.host.deadline import Deadline
 from kheaders_suite.records import KernelBuild, Progress, target_id
 from kheaders_suite.session.guest import Guest
+from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
 # Until sshd is up, every attempt ends in a banner error that paramiko logs as an ERROR with a
 # traceback; those are expected while booting, and connect() reports the last one itself.
@@ -105,7 +106,8 @@ def spec_for(build: KernelBuild, opts: BootOptions, decision: accel.Accel,
                                                         host_home), host_home)
     return VMSpec(build=build, arch=arch, accel=decision, port=free_port(),
                   cpus=opts.guest_cpus, memory=opts.guest_memory, root=root, rodirs=rodirs,
-                  vng_home=opts.cache_dir / VNG_HOME, kernel_args=kernel_args_for(build),
+                  vng_home=opts.cache_dir / VNG_HOME,
+                  kernel_args=kernel_args_for(build, decision.scale(arch) * opts.timeout_factor),
                   init_launcher=init_launcher(opts))
 
 
@@ -116,14 +118,16 @@ def init_launcher(opts: BootOptions) -> Path | None:
     return guestinit.ensure(opts.cache_dir / GUEST_INIT, tools.find_vng())
 
 
-def kernel_args_for(build: KernelBuild) -> tuple[str, ...]:
-    """What the kernel itself asks of the command line. KASAN reports only its first bug
-    of a boot unless kasan_multi_shot is given: every later test in that guest would pass
-    whatever it broke."""
+def kernel_args_for(build: KernelBuild, scale: float) -> tuple[str, ...]:
+    """What the kernel itself asks of the command line: its early console (a panic before
+    the serial driver registers is printed all the same), the hang detectors' thresholds for
+    this ``scale``, and, with KASAN, kasan_multi_shot (KASAN reports only its first bug of a
+    boot without it: every later test in that guest would pass whatever it broke)."""
+    args = (arches.get(build.arch).earlycon, *detectors.detector_args(scale))
     if not build.config.is_file():
-        return ()
+        return args
     config = build.config.read_text(errors="replace").splitlines()
-    return ("kasan_multi_shot",) if "CONFIG_KASAN=y" in config else ()
+    return (*args, "kasan_multi_shot") if "CONFIG_KASAN=y" in config else args
 
 
 def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:
@@ -159,18 +163,14 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
     kernel_seen = False
     last_error = "no attempt"
     while not deadline.expired:
-        why = console.boot_failure(vm.console_text())
-        if why and "host forwarding" not in why and "qemu-system" not in why:
-            raise VMLost(_lost_message(vm, why))
         if not vm.alive():
-            raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({vm.gone()})"))
+            why = vm.gone(settle=1.0) or "QEMU stopped"
+            raise_if_kernel_said(vm)
+            raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({why})"))
         marks = console.milestones(vm.own_console())
         kernel_seen = kernel_seen or "kernel" in marks
         if not kernel_seen and started.expired:
-            raise VMLost(_lost_message(vm, (
-                f"the kernel printed nothing within {started.seconds:.0f}s of the launch: "
-                f"not an image this QEMU boots ({vm.spec.build.image}: truncated, another "
-                "arch's, not a kernel?)")))
+            raise VMLost(_lost_message(vm, silent_kernel(vm, started.seconds)))
         booted = "init_done" in marks
         if not booted and not init_wait.expired:
             deadline.sleep(0.05)
@@ -183,8 +183,37 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             deadline.sleep(0.25)
             continue
         return _ready(vm, client, scale)
+    raise_if_kernel_said(vm)
     raise VMLost(_lost_message(vm, no_ssh_reason(vm.console_text(), deadline.seconds,
                                                  last_error)))
+
+
+def raise_if_kernel_said(vm: VM) -> None:
+    """KernelReported when the console of a boot that did not come up holds a kernel report
+    (a panic in an initcall, an Oops, a hang report): the kernel's FAIL, quoted, not a VM
+    that was lost."""
+    scan = KernelLog().scan(f"the boot of {target_id(vm.spec.arch.name, vm.spec.build.variant)}",
+                            None, vm.own_console())
+    if scan.reports:
+        raise KernelReported(scan)
+
+
+def silent_kernel(vm: VM, seconds: float) -> str:
+    """Why a launch printed nothing, said only as far as it is known: an image without its
+    arch's magic is not a kernel this QEMU boots; one with it hung before its early console."""
+    image = vm.spec.build.image
+    try:
+        with image.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        return f"the kernel printed nothing within {seconds:.0f}s: {image} unreadable ({exc})"
+    if not vm.spec.arch.looks_bootable(head):
+        return (f"the kernel printed nothing within {seconds:.0f}s of the launch: not an image "
+                f"this QEMU boots ({image} has no {vm.spec.arch.name} boot header: truncated, "
+                "another arch's, not a kernel)")
+    return (f"the kernel printed nothing within {seconds:.0f}s of the launch, not even on "
+            f"its early console ({vm.spec.arch.earlycon}), though {image} is a "
+            f"{vm.spec.arch.name} image: QEMU or the firmware stalled before the kernel ran")
 
 
 def no_ssh_reason(text: str, seconds: float, last_error: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kheaders_suite.boot.console import KernelReport, find_reports
+from kheaders_suite.errors import KernelFault
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,10 @@ class Scan:
                 + "\n\n".join(str(r) for r in self.reports) + lost)
 
 
-class KernelReported(Exception):
-    """The kernel printed a BUG/WARNING/Oops/KASAN/lockdep/panic report outside a test body
-    (boot, a fixture's set-up or teardown): an ERROR of every test using it, whose message
-    starts with "kernel reported" so patch CI can tell it from an infrastructure fault."""
+class KernelReported(KernelFault):
+    """The kernel printed a report (BUG/WARNING/Oops/KASAN/lockdep/panic, a hung task, a
+    lockup, an RCU stall) at boot, in a fixture or while a guest command waited: a FAIL of
+    every test it reaches, whose message starts with "kernel reported"."""
 
     def __init__(self, scan: Scan) -> None:
         super().__init__(scan.describe())

@@ -33,6 +33,12 @@ class Arch:
     fragment: str
     # Multiplies every guest timeout under TCG: emulating another ISA costs more.
     tcg_timeout_factor: float
+    # The boot image's magic: (offset, bytes). Documentation/arch/x86/boot.rst: "HdrS" at
+    # 0x202 of a bzImage; Documentation/arch/arm64/booting.rst: "ARM\x64" at 0x38 of Image.
+    image_magic: tuple[int, bytes]
+    # The kernel's early console on the UART this arch's QEMU machine has, so a panic in an
+    # initcall that runs before the serial driver registers (kheaders' own) is still printed.
+    earlycon: str
     # kbuild steps of a cold build of the suite's config (linux-source-6.12, counted): the
     # progress estimate until this machine has counted one of its own (build.steps.expected_steps).
     cold_build_steps: int
@@ -43,3 +49,8 @@ class Arch:
 
     def cross_prefix(self) -> str:
         return "" if self.is_native else self.cross_compile
+
+    def looks_bootable(self, data: bytes) -> bool:
+        """Whether ``data`` (an image's first KiB at least) has this arch's image magic."""
+        offset, magic = self.image_magic
+        return data[offset:offset + len(magic)] == magic

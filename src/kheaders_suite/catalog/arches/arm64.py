@@ -29,5 +29,7 @@ ARCH = Arch(
     fragment="arch-arm64.config",
     # Foreign-ISA emulation: roughly twice the x86_64-on-x86_64 TCG cost.
     tcg_timeout_factor=2.5,
+    image_magic=(0x38, b"ARM\x64"),
+    earlycon="earlycon=pl011,0x9000000",
     cold_build_steps=1547,
 )

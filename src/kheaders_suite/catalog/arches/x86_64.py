@@ -17,5 +17,7 @@ ARCH = Arch(
     debian_arch="amd64",
     fragment="arch-x86_64.config",
     tcg_timeout_factor=1.0,
+    image_magic=(0x202, b"HdrS"),
+    earlycon="earlycon=uart8250,io,0x3f8,115200",
     cold_build_steps=1897,
 )
