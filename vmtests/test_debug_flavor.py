@@ -65,13 +65,10 @@ def test_{name}(guest):
 ''' for name, bug, _ in CASES)
 
 
-@pytest.fixture
-def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
-                pytestconfig: pytest.Config, tmp_path: Path) -> Path:
-    if suite_settings.flavor != "debug":
-        pytest.skip("the kernel's checkers are the debug flavor's: run with --flavor debug")
-    # Only now: a plain run skips without building anything. make M= needs the whole tree
-    # built (Module.symvers).
+def build_bugs(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
+               pytestconfig: pytest.Config, tmp_path: Path) -> Path:
+    """kheaders_bugs.ko built with make M= against the target's object tree."""
+    # make M= needs the whole tree built (Module.symvers).
     request.getfixturevalue("kernel_build")
     kernel_source: KernelSource = request.getfixturevalue("kernel_source")
     moddir = tmp_path / "bugs"
@@ -81,6 +78,15 @@ def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: 
                          moddir)
     assert [k.name for k in built] == ["kheaders_bugs.ko"], f"built {built}"
     return built[0]
+
+
+@pytest.fixture
+def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
+                pytestconfig: pytest.Config, tmp_path: Path) -> Path:
+    if suite_settings.flavor != "debug":
+        pytest.skip("the kernel's checkers are the debug flavor's: run with --flavor debug")
+    # Only now: a plain run skips without building anything.
+    return build_bugs(request, target, suite_settings, pytestconfig, tmp_path)
 
 
 @pytest.mark.variants("sysfs")

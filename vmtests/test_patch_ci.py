@@ -150,10 +150,11 @@ def drop_arch_include(repo: Path) -> str:
 
 
 def kheaders_ci(tree: Path, series: Sequence[str], out: Path, settings: Settings,
-                capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    """cli.main on x86_64 sysfs, its output shown as it goes; (exit status, report.json,
-    report.md)."""
-    argv = ["--tree", str(tree), *series, "--arch", "x86_64", "--variant", "sysfs",
+                capsys: pytest.CaptureFixture[str], variant: str = "sysfs"
+                ) -> tuple[int, dict[str, Any], str]:
+    """cli.main on x86_64 ``variant``, its output shown as it goes; (exit status,
+    report.json, report.md)."""
+    argv = ["--tree", str(tree), *series, "--arch", "x86_64", "--variant", variant,
             "--select", SELECT, "--cache-dir", str(settings.cache_dir),
             "--accel", settings.accel, "--out", str(out)]
     with capsys.disabled():
@@ -202,3 +203,81 @@ def test_a_harmless_patch_is_clean(e2e_tree: Path, suite_settings: Settings, tmp
         assert "pass" in outcomes, (side, markdown)
         assert outcomes <= {"pass", "skip"}, (side, markdown)
     assert "### Archive changes" not in markdown
+
+
+# kheaders' own init (kernel/kheaders.c), as every kernel since 5.2 spells its first lines.
+INIT = "static int __init ikheaders_init(void)\n{\n"
+BROKEN_INIT = {
+    # Built in (sysfs), kheaders' initcall runs before the serial driver registers: only the
+    # early console shows this panic (connect.kernel_args_for).
+    "panic": 'panic("kheaders-ci e2e: injected panic in kheaders init");\n',
+    # As a module (CONFIG_IKHEADERS=m), modprobe reports init's error.
+    "enomem": "return -ENOMEM;\n",
+    # A task in D state nothing wakes: modprobe hangs until the hung-task detector reports it.
+    "hang": "set_current_state(TASK_UNINTERRUPTIBLE);\nschedule();\n",
+}
+
+
+def broken_init(repo: Path, how: str) -> str:
+    """A series whose kheaders init does ``how`` (BROKEN_INIT) first; its branch name."""
+    branch = f"e2e-init-{how}"
+
+    def edit(text: str) -> str:
+        assert INIT in text, f"kernel/kheaders.c at {BASE_TAG}: no {INIT!r}"
+        text = text.replace(INIT, INIT + "\t" + BROKEN_INIT[how])
+        return text.replace("#include <linux/init.h>\n",
+                            "#include <linux/init.h>\n#include <linux/sched.h>\n")
+
+    commit_edit(repo, branch, "kernel/kheaders.c", edit, f"kheaders: {how} in init")
+    return branch
+
+
+def regression_text(report: dict[str, Any], markdown: str) -> str:
+    """Everything report.json says about the job's regressions, as one string to search."""
+    return json.dumps(report["jobs"][0].get("regressions", [])) + "\n" + markdown
+
+
+def test_a_patch_that_panics_at_boot_is_a_regression(
+        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """panic() in kheaders' initcall (sysfs, built in): the patched kernel never boots; the
+    base did, in the same run: the series' regression, quoting the panic, exit 1."""
+    branch = broken_init(e2e_tree, "panic")
+    rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
+                                       tmp_path / "out", suite_settings, capsys)
+    assert report["verdict"] == "regression", markdown
+    assert rc == 1, markdown
+    said = regression_text(report, markdown)
+    assert "Kernel panic - not syncing: kheaders-ci e2e: injected panic" in said, markdown
+    assert "did not boot" in said, markdown
+
+
+def test_a_module_whose_init_fails_is_a_regression(
+        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """kheaders' init returning -ENOMEM (module variant): modprobe kheaders fails, and the
+    report names it and the kernel's error, exit 1."""
+    branch = broken_init(e2e_tree, "enomem")
+    rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
+                                       tmp_path / "out", suite_settings, capsys, "module")
+    assert report["verdict"] == "regression", markdown
+    assert rc == 1, markdown
+    said = regression_text(report, markdown)
+    assert "modprobe" in said, markdown
+    assert "Cannot allocate memory" in said, markdown
+
+
+@pytest.mark.slow
+def test_a_module_whose_init_hangs_is_a_regression(
+        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """kheaders' init blocking in D state (module variant): the hung-task detector reports
+    modprobe, and that report is the regression, not the command's deadline, exit 1."""
+    branch = broken_init(e2e_tree, "hang")
+    rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
+                                       tmp_path / "out", suite_settings, capsys, "module")
+    assert report["verdict"] == "regression", markdown
+    assert rc == 1, markdown
+    said = regression_text(report, markdown)
+    assert "INFO: task modprobe:" in said, markdown
+    assert "blocked for more than" in said, markdown

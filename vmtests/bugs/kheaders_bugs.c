@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * One real kernel bug per load, chosen by bug=, for the debug flavor's checkers to report
- * (vmtests/test_debug_flavor.py). Init always fails, so the module never stays loaded and
- * the next insmod runs again.
+ * (vmtests/test_debug_flavor.py), and two hangs for the hang detectors every flavor has
+ * (vmtests/test_hangs.py). Init always fails, so the module never stays loaded and the next
+ * insmod runs again.
  */
+#include <linux/jiffies.h>
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -13,6 +16,10 @@ static char *bug = "none";
 module_param(bug, charp, 0);
 static int index = 4;
 module_param(index, int, 0);
+
+/* How long a hang lasts: longer than any detector's threshold, shorter than forever. */
+static int seconds = 600;
+module_param(seconds, int, 0);
 
 static DEFINE_MUTEX(lock_a);
 static DEFINE_MUTEX(lock_b);
@@ -65,6 +72,23 @@ static int use_after_free(void)
 	return READ_ONCE(p[8]);
 }
 
+/* A CPU that never schedules (timer interrupts still run): the soft-lockup detector's case. */
+static void spin(void)
+{
+	unsigned long end = jiffies + seconds * HZ;
+
+	preempt_disable();
+	while (time_before(jiffies, end))
+		cpu_relax();
+	preempt_enable();
+}
+
+/* A task in D state that nothing wakes: the hung-task detector's case. */
+static void block(void)
+{
+	schedule_timeout_uninterruptible(seconds * HZ);
+}
+
 static int __init kheaders_bugs_init(void)
 {
 	int seen = 0;
@@ -77,6 +101,10 @@ static int __init kheaders_bugs_init(void)
 		seen = out_of_bounds();
 	else if (!strcmp(bug, "kasan"))
 		seen = use_after_free();
+	else if (!strcmp(bug, "spin"))
+		spin();
+	else if (!strcmp(bug, "block"))
+		block();
 	else if (strcmp(bug, "none"))
 		return -EINVAL;
 	pr_info("kheaders_bugs: bug=%s done (%d)\n", bug, seen);
