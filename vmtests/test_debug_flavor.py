@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,20 @@ def build_bugs(request: pytest.FixtureRequest, target: Target, suite_settings: S
     return built[0]
 
 
+def run_with_module(tmp_path: Path, body: str, target: Target, settings: Settings,
+                    memory: str, module: Path) -> tuple[dict[str, tuple[str, str]], str, str]:
+    """An inner run of ``body`` with the module at $KHEADERS_BUGS_KO: (outcomes by test,
+    a log to show on failure, its stderr)."""
+    argv = inner_argv(tmp_path, body, target, settings, memory, "-n", "0",
+                      "--junitxml", "junit.xml")
+    start = time.monotonic()
+    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=3600,
+                         env={**os.environ, "KHEADERS_BUGS_KO": str(module)})
+    log = (f"inner run exit {out.returncode} after {time.monotonic() - start:.0f}s\n"
+           f"{out.stdout[-6000:]}\n{out.stderr[-3000:]}")
+    return outcomes(tmp_path / "junit.xml"), log, out.stderr
+
+
 @pytest.fixture
 def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
                 pytestconfig: pytest.Config, tmp_path: Path) -> Path:
@@ -93,12 +108,8 @@ def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: 
 def test_real_kernel_reports_fail_the_test_that_caused_them(
         target: Target, suite_settings: Settings, bugs_module: Path, tmp_path: Path) -> None:
     memory = memory_for(target.arch, base=1940)
-    argv = inner_argv(tmp_path, INNER, target, suite_settings, memory, "-n", "0",
-                      "--junitxml", "junit.xml")
-    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1800,
-                         env={**os.environ, "KHEADERS_BUGS_KO": str(bugs_module)})
-    log = f"inner run exit {out.returncode}\n{out.stdout[-6000:]}\n{out.stderr[-3000:]}"
-    got = outcomes(tmp_path / "junit.xml")
+    got, log, stderr = run_with_module(tmp_path, INNER, target, suite_settings, memory,
+                                       bugs_module)
     assert got["test_none"] == ("passed", ""), log
     for case, _, report in CASES:
         name = f"test_{case}"
@@ -106,5 +117,5 @@ def test_real_kernel_reports_fail_the_test_that_caused_them(
         assert kind == "failure", f"{name}: {kind}, not the kernel's FAIL\n{log}"
         assert f"kernel reported during {name}" in text, log
         assert report in text, f"{name}: no {report!r} in the report\n{log}"
-    assert out.stderr.count(": booting ") == 1, log
+    assert stderr.count(": booting ") == 1, log
     assert qemus_with(memory) == [], "QEMU of the inner run still running"

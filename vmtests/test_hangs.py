@@ -14,9 +14,6 @@ Every flavor has the detectors; the plain one is the fast one to show them on.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,8 +21,8 @@ import pytest
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import Target
 
-from .test_debug_flavor import build_bugs
-from .test_faults import inner_argv, memory_for, outcomes, qemus_with
+from .test_debug_flavor import build_bugs, run_with_module
+from .test_faults import memory_for, qemus_with
 
 # (inner test, bug=, the first words of the detector's report).
 CASES = (
@@ -61,14 +58,8 @@ def hangs_module(request: pytest.FixtureRequest, target: Target, suite_settings:
 def test_a_hang_fails_the_test_that_caused_it_quoting_the_detector(
         target: Target, suite_settings: Settings, hangs_module: Path, tmp_path: Path) -> None:
     memory = memory_for(target.arch, base=1960)
-    argv = inner_argv(tmp_path, INNER, target, suite_settings, memory, "-n", "0",
-                      "--junitxml", "junit.xml", "--durations=0")
-    start = time.monotonic()
-    out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=3600,
-                         env={**os.environ, "KHEADERS_BUGS_KO": str(hangs_module)})
-    log = (f"inner run exit {out.returncode} after {time.monotonic() - start:.0f}s\n"
-           f"{out.stdout[-6000:]}\n{out.stderr[-3000:]}")
-    got = outcomes(tmp_path / "junit.xml")
+    got, log, stderr = run_with_module(tmp_path, INNER, target, suite_settings, memory,
+                                       hangs_module)
     for case, _, report in CASES:
         name = f"test_{case}"
         kind, text = got[name]
@@ -77,5 +68,5 @@ def test_a_hang_fails_the_test_that_caused_it_quoting_the_detector(
         assert report in text, f"{name}: no {report!r} in the report\n{log}"
         assert "GuestTimeout" not in text, f"{name}: the deadline, not the detector\n{log}"
     assert got["test_after"] == ("passed", ""), log
-    assert out.stderr.count("booting a new one") == 2, log
+    assert stderr.count("booting a new one") == 2, log
     assert qemus_with(memory) == [], "QEMU of the inner run still running"

@@ -237,47 +237,27 @@ def regression_text(report: dict[str, Any], markdown: str) -> str:
     return json.dumps(report["jobs"][0].get("regressions", [])) + "\n" + markdown
 
 
-def test_a_patch_that_panics_at_boot_is_a_regression(
+@pytest.mark.parametrize(("how", "variant", "said"), [
+    # The patched kernel never boots; the base did, in the same run.
+    pytest.param("panic", "sysfs", ("Kernel panic - not syncing: kheaders-ci e2e: injected "
+                                    "panic", "did not boot"), id="panic-at-boot"),
+    # modprobe kheaders fails, and the report names it and the kernel's error.
+    pytest.param("enomem", "module", ("modprobe", "Cannot allocate memory"), id="enomem"),
+    # The hung-task detector's report on modprobe is the regression, not a deadline.
+    pytest.param("hang", "module", ("INFO: task modprobe:", "blocked for more than"),
+                 id="hang", marks=pytest.mark.slow),
+])
+def test_a_patch_that_breaks_kheaders_init_is_a_regression(
         e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """panic() in kheaders' initcall (sysfs, built in): the patched kernel never boots; the
-    base did, in the same run: the series' regression, quoting the panic, exit 1."""
-    branch = broken_init(e2e_tree, "panic")
+        capsys: pytest.CaptureFixture[str], how: str, variant: str,
+        said: tuple[str, ...]) -> None:
+    """kheaders' init broken by the series (BROKEN_INIT): the series' regression, exit 1,
+    the report quoting what the kernel said."""
+    branch = broken_init(e2e_tree, how)
     rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
-                                       tmp_path / "out", suite_settings, capsys)
+                                       tmp_path / "out", suite_settings, capsys, variant)
     assert report["verdict"] == "regression", markdown
     assert rc == 1, markdown
-    said = regression_text(report, markdown)
-    assert "Kernel panic - not syncing: kheaders-ci e2e: injected panic" in said, markdown
-    assert "did not boot" in said, markdown
-
-
-def test_a_module_whose_init_fails_is_a_regression(
-        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """kheaders' init returning -ENOMEM (module variant): modprobe kheaders fails, and the
-    report names it and the kernel's error, exit 1."""
-    branch = broken_init(e2e_tree, "enomem")
-    rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
-                                       tmp_path / "out", suite_settings, capsys, "module")
-    assert report["verdict"] == "regression", markdown
-    assert rc == 1, markdown
-    said = regression_text(report, markdown)
-    assert "modprobe" in said, markdown
-    assert "Cannot allocate memory" in said, markdown
-
-
-@pytest.mark.slow
-def test_a_module_whose_init_hangs_is_a_regression(
-        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """kheaders' init blocking in D state (module variant): the hung-task detector reports
-    modprobe, and that report is the regression, not the command's deadline, exit 1."""
-    branch = broken_init(e2e_tree, "hang")
-    rc, report, markdown = kheaders_ci(e2e_tree, ["--range", f"{BASE_TAG}..{branch}"],
-                                       tmp_path / "out", suite_settings, capsys, "module")
-    assert report["verdict"] == "regression", markdown
-    assert rc == 1, markdown
-    said = regression_text(report, markdown)
-    assert "INFO: task modprobe:" in said, markdown
-    assert "blocked for more than" in said, markdown
+    text = regression_text(report, markdown)
+    for words in said:
+        assert words in text, f"{words!r} not in the regressions\n{markdown}"
