@@ -17,7 +17,8 @@ module_param(bug, charp, 0);
 static int index = 4;
 module_param(index, int, 0);
 
-/* How long a hang lasts: longer than any detector's threshold, shorter than forever. */
+/* How long a hang lasts: far longer than any detector takes to report it (the suite then
+ * closes the guest), yet finite, for a guest booted by hand. */
 static int seconds = 600;
 module_param(seconds, int, 0);
 
@@ -73,7 +74,7 @@ static int use_after_free(void)
 }
 
 /* A CPU that never schedules (timer interrupts still run): the soft-lockup detector's case. */
-static void spin(void)
+static void spin_forever(void)
 {
 	unsigned long end = jiffies + seconds * HZ;
 
@@ -84,7 +85,7 @@ static void spin(void)
 }
 
 /* A task in D state that nothing wakes: the hung-task detector's case. */
-static void block(void)
+static void block_forever(void)
 {
 	schedule_timeout_uninterruptible(seconds * HZ);
 }
@@ -102,9 +103,9 @@ static int __init kheaders_bugs_init(void)
 	else if (!strcmp(bug, "kasan"))
 		seen = use_after_free();
 	else if (!strcmp(bug, "spin"))
-		spin();
+		spin_forever();
 	else if (!strcmp(bug, "block"))
-		block();
+		block_forever();
 	else if (strcmp(bug, "none"))
 		return -EINVAL;
 	pr_info("kheaders_bugs: bug=%s done (%d)\n", bug, seen);
