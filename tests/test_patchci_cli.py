@@ -137,8 +137,9 @@ def test_help_documents_the_series_and_the_exit_status(
     assert done.value.code == 0
     text = capsys.readouterr().out
     for needle in ("--range A..B", "--mbox FILE", "--sweep {none,reduced,full}", "--select",
-                   "exit status:", "0 clean, or flaky only", "1 a regression", "2 an infrastructure error",
-                   "broken base", "bad input", "git clone --shared --no-checkout"):
+                   "exit status:", "0 clean, or flaky only", "1 a regression",
+                   "2 an infrastructure error", "broken base", "bad input",
+                   "git clone --shared --no-checkout"):
         assert needle in text, needle
 
 
