@@ -69,8 +69,9 @@ what it does:
     python -m pytest SUITE --kernel-src CLONE --arch ARCH -k "ARCH-VARIANT [and (SELECT)]"
   with -m "not timing" (--sweep none) or --sweep reduced|full. Outputs, under --out:
     base/, patched/ARCH-VARIANT/  junit.xml, pytest.log, results/, the archive and .config
-    jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json of the job
-    report.md, report.json, kcidb.json   all jobs (the Markdown is also printed)
+    patched/ARCH-VARIANT/retry/   the retry's junit.xml, pytest.log, results/
+    jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json, junit.xml of the job
+    report.md, report.json, kcidb.json, junit.xml   all jobs (the Markdown is also printed)
 
 before a verdict, on the patched side: every regression by a FAIL and every ERROR is run
   once more (pytest on those node ids, a fresh VM, the same build), and a side that did
