@@ -260,6 +260,20 @@ def test_xfail_and_strict_xpass_are_outcomes_of_their_own() -> None:
     assert not side.is_kernels(tests["t.py::test_infra"].message)
 
 
+def test_an_error_that_is_the_kernels_reads_as_a_fail() -> None:
+    """Should the kernel's fault reach JUnit as an <error> (a set-up, pytest's wrapping),
+    it is still the kernel's."""
+    xml = ("""<testsuites><testsuite><testcase classname="t" name="test_a"><error message='"""
+           """failed on setup with "kernel: kernel interface failed: modprobe -d /m kheaders"""
+           """&#10;(exit 1): Cannot allocate memory"'>x</error></testcase></testsuite>"""
+           "</testsuites>")
+    (got,) = side.parse_junit(xml).values()
+    assert got.outcome == F
+    assert got.message == 'failed on setup with "kernel: kernel interface failed: modprobe -d ' \
+                          '/m kheaders'  # the first line: pytest's closing quote is not on it
+    assert side.is_kernels(got.message)
+
+
 def test_a_panic_at_boot_is_the_kernels_fail_with_its_report() -> None:
     (panic,) = side.parse_junit(junit_case(PANIC)).values()
     assert panic.outcome == F

@@ -67,7 +67,8 @@ XPASS_STRICT = "[XPASS(strict)]"  # pytest's message of a strict xfail that pass
 KERNEL_REPORTED = "kernel reported during "
 MAX_REPORTS = 10  # per test: a warning storm repeats itself
 # pytest's message of a set-up or teardown error: failed on setup with "<exception>"
-_WRAPPED = re.compile(r'failed on \w+ with "(.*)"', re.S)
+# (its closing quote missing from a first line, or from a message pytest cut short).
+_WRAPPED = re.compile(r'failed on \w+ with "(.*?)"?', re.S)
 
 
 @dataclass(frozen=True)
@@ -131,17 +132,22 @@ def kernel_reports(message: str) -> tuple[str, ...]:
     """The BUG/WARNING/Oops/panic reports a failure or error message quotes, each as its
     lines; only after the plugin's "kernel reported during", so a test that merely talks
     about a WARNING is not taken for the kernel's."""
-    wrapped = _WRAPPED.fullmatch(message)
-    _, marker, quoted = (wrapped.group(1) if wrapped else message).partition(KERNEL_REPORTED)
+    _, marker, quoted = unwrapped(message).partition(KERNEL_REPORTED)
     if not marker:
         return ()
     return tuple(str(r) for r in find_reports(quoted)[:MAX_REPORTS])
 
 
+def unwrapped(message: str) -> str:
+    """A set-up or teardown error's message without pytest's 'failed on setup with "..."'."""
+    wrapped = _WRAPPED.fullmatch(message)
+    return wrapped.group(1) if wrapped else message
+
+
 def is_kernels(message: str) -> bool:
     """A failure or error message that is the kernel's fault (the plugin's forms, new and
     old), not the harness's or the host's."""
-    return message.startswith(KERNEL_PREFIX) or KERNEL_ERROR in message
+    return unwrapped(message).startswith(KERNEL_PREFIX) or KERNEL_ERROR in message
 
 
 def _outcome(tag: str, child: ET.Element) -> Outcome:
@@ -150,7 +156,8 @@ def _outcome(tag: str, child: ET.Element) -> Outcome:
         return Outcome.XFAIL if child.get("type") == "pytest.xfail" else Outcome.SKIP
     if tag == "failure":
         return Outcome.XPASS if said.startswith(XPASS_STRICT) else Outcome.FAIL
-    return Outcome.FAIL if KERNEL_ERROR in said else Outcome.ERROR
+    kernels = is_kernels(child.get("message") or "") or KERNEL_ERROR in said
+    return Outcome.FAIL if kernels else Outcome.ERROR  # the kernel's, however it is said
 
 
 def _case(element: ET.Element) -> TestCase:
