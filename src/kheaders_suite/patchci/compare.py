@@ -99,7 +99,7 @@ class Change(StrEnum):
     NONE = ""
 
 
-P, F, E, S, XF, XP = (Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP,
+P, F, E, S, XF, XP = (Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP,  # for the table
                       Outcome.XFAIL, Outcome.XPASS)
 # base outcome (None: the test is new) -> patched outcome -> what it means. A base ERROR
 # never gets here: it breaks the base. A pair not listed means nothing.
