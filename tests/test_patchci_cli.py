@@ -137,8 +137,9 @@ def test_help_documents_the_series_and_the_exit_status(
     assert done.value.code == 0
     text = capsys.readouterr().out
     for needle in ("--range A..B", "--mbox FILE", "--sweep {none,reduced,full}", "--select",
-                   "exit status:", "0 clean;", "1 a regression", "2 an infrastructure error",
-                   "broken base", "bad input", "git clone --shared --no-checkout"):
+                   "exit status:", "0 clean, or flaky only", "1 a regression",
+                   "2 an infrastructure error", "broken base", "bad input",
+                   "git clone --shared --no-checkout"):
         assert needle in text, needle
 
 
@@ -164,7 +165,7 @@ def test_recorded_sides_make_the_job_and_merged_reports(tmp_path: Path) -> None:
     assert (report["verdict"], report["exit_status"]) == ("regression", 1)
     for where in (tmp_path / "jobs" / "x86_64-sysfs", tmp_path):
         assert sorted(p.name for p in where.glob("*.*")) == [
-            "kcidb.json", "report.json", "report.md"]
+            "junit.xml", "kcidb.json", "report.json", "report.md"]
     markdown = (tmp_path / "report.md").read_text()
     assert markdown.startswith("## kheaders-suite patch CI: regression")
     assert "series: s [1 patch, x]" in markdown

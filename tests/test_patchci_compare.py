@@ -33,6 +33,7 @@ TIMING = DATA / "timing" / "x86_64-sysfs.json"
 IDENTITY = "vmtests/test_archive.py::test_identity[x86_64-sysfs]"
 MEMBER_LIST = "vmtests/test_archive.py::test_member_list[x86_64-sysfs]"
 CONTENT = "vmtests/test_archive.py::test_content[x86_64-sysfs]"
+LAYOUTS = "vmtests/test_archive.py::test_layouts[x86_64-sysfs]"
 
 
 def recorded(tmp_path: Path, which: str, arch: str = "x86_64", junit_dir: str = "",
@@ -77,7 +78,8 @@ def test_pass_to_fail_is_a_regression(job: compare.JobReport) -> None:
     assert job.regressions == (Finding(
         "test", IDENTITY, Outcome.PASS, Outcome.FAIL,
         "AssertionError: archive lacks arch/x86/include/asm/page.h (and 431 more under "
-        "arch/x86/include/)"),)
+        "arch/x86/include/)"), Finding("test", LAYOUTS, Outcome.PASS, Outcome.SKIP,
+                                       "lost coverage: no BTF in this build"))
     assert job.verdict == CiVerdict.REGRESSION
     assert compare.EXIT_STATUS[job.verdict] == 1
 
@@ -103,10 +105,10 @@ def test_infra_error_alone_gives_infra_verdict(tmp_path: Path) -> None:
     assert compare.EXIT_STATUS[job.verdict] == 2
 
 
-def test_skips_are_neutral_and_new_and_removed_are_listed(job: compare.JobReport) -> None:
+def test_skip_to_pass_is_neutral_and_new_and_removed_are_listed(job: compare.JobReport
+                                                                 ) -> None:
     listed = {f.name for group in (job.regressions, job.fixes, job.infra, job.new,
                                    job.removed) for f in group}
-    assert "vmtests/test_archive.py::test_layouts[x86_64-sysfs]" not in listed  # pass->skip
     assert "vmtests/test_archive.py::test_metadata[x86_64-sysfs]" not in listed  # skip->pass
     assert [f.name for f in job.new] == ["vmtests/test_archive.py::test_symlinks[x86_64-sysfs]"]
     assert [f.name for f in job.removed] == ["vmtests/test_bcc.py::test_bcc_compiles[x86_64-sysfs]"]

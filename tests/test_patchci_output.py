@@ -84,7 +84,7 @@ def test_job_document_is_versioned_json_that_reads_back(tmp_path: Path) -> None:
     doc = document.job_report(x86_job(tmp_path), RUN)
     again = docread.check_report(json.loads(json.dumps(doc)))
     assert again == doc
-    assert doc["schema_version"] == document.SCHEMA_VERSION == 1
+    assert doc["schema_version"] == document.SCHEMA_VERSION == 2
     assert set(doc) == {"schema_version", "kind", "run", "verdict", "exit_status", "jobs",
                         "divergences"}
     (job,) = doc["jobs"]
@@ -94,7 +94,8 @@ def test_job_document_is_versioned_json_that_reads_back(tmp_path: Path) -> None:
     assert (doc["verdict"], doc["exit_status"], job["target"]) == ("regression", 1,
                                                                    "x86_64-sysfs")
     assert job["base"]["tests"][IDENTITY] == {"outcome": "pass", "message": ""}
-    assert [r["name"] for r in job["regressions"]] == [IDENTITY]
+    assert [r["name"] for r in job["regressions"]] == [
+        IDENTITY, "vmtests/test_archive.py::test_layouts[x86_64-sysfs]"]  # lost coverage
     assert [p["key"] for p in job["timing"]["points"] if p["status"] == "REGRESSED"] == [
         "x86_64-sysfs gcc extract-once N=4"]
     assert job["archive"] is not None
@@ -102,7 +103,7 @@ def test_job_document_is_versioned_json_that_reads_back(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.update(schema_version=2), "schema_version 2, expected 1"),
+    (lambda d: d.update(schema_version=3), "schema_version 3, expected one of 1, 2"),
     (lambda d: d.pop("jobs"), "report: missing jobs"),
     (lambda d: d.update(kind="other"), "kind 'other'"),
     (lambda d: d["jobs"][0].pop("patched"), r"jobs\[0\]: missing patched"),
@@ -141,7 +142,7 @@ def test_markdown_table_first_then_details(tmp_path: Path) -> None:
     # the same archive change in three jobs is shown once, naming the three
     assert "**x86_64-sysfs, arm64-sysfs, arm64-module**" in got["Archive changes"]
     assert got["Archive changes"].count("--- base/include/linux/sched.h") == 1
-    assert md.rstrip().endswith("Exit status 1 (0 clean, 1 regression, 2 infra error or "
+    assert md.rstrip().endswith("Exit status 1 (0 clean or flaky, 1 regression, 2 infra error or "
                                 "broken base).")
 
 
@@ -409,8 +410,8 @@ def test_merge_runs_as_a_command(tmp_path: Path) -> None:
         "## kheaders-suite patch CI: regression")
 
 
-def test_write_outputs_writes_the_three_files(tmp_path: Path) -> None:
+def test_write_outputs_writes_the_four_files(tmp_path: Path) -> None:
     report: dict[str, Any] = dict(document.job_report(x86_job(tmp_path), RUN))
     paths = render.write_outputs(tmp_path / "o", docread.check_report(report))
-    assert [p.name for p in paths] == ["report.json", "report.md", "kcidb.json"]
+    assert [p.name for p in paths] == ["report.json", "report.md", "kcidb.json", "junit.xml"]
     assert all(p.stat().st_size > 0 for p in paths)

@@ -9,14 +9,16 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kheaders_suite import vmsuite
 from kheaders_suite.catalog.paths import REPO_ROOT
 from kheaders_suite.errors import UserError
-from kheaders_suite.patchci import run
+from kheaders_suite.patchci import cli, compare, run
 from kheaders_suite.patchci import side as sides
+from kheaders_suite.patchci.compare import CiVerdict
 from kheaders_suite.records import Target
 from kheaders_suite.report.results import Accel, BootRecord, Results, RunMeta
 from kheaders_suite.report.results import write as write_results
@@ -112,6 +114,9 @@ VM_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.VML
            'no SSH after 300 s&quot;">vm.py: VMLost</error>'
 PATCH_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.PatchFailed: ' \
               'carried patch proc/6.1-6.16/0001.patch does not apply&quot;">x</error>'
+BOOT_PANIC = ('<failure message="kernel: the boot of x86_64-sysfs failed: KernelReported: '
+              'kernel reported during the boot of x86_64-sysfs&#10;&#10;Kernel panic - not '
+              'syncing: VFS">x</failure>')
 SKIPPED = '<skipped message="native only">x</skipped>'
 FAILED = '<failure message="AssertionError: members differ">x</failure>'
 
@@ -149,6 +154,10 @@ def fake_build(cache: Path) -> Path:
     (True, (case("a", VM_ERROR), case("b", VM_ERROR), case("c", SKIPPED)), False,
      (sides.SideStatus.BOOT_FAILED, 'failed on setup with "kheaders_suite.errors.VMLost: '
                          'no SSH after 300 s"')),
+    # the kernel panicked at boot (the plugin's FAIL), a host-side test passed: the boot failed
+    (True, (case("a", BOOT_PANIC), case("b")), False,
+     (sides.SideStatus.BOOT_FAILED, "kernel: the boot of x86_64-sysfs failed: KernelReported: "
+                                    "kernel reported during the boot of x86_64-sysfs")),
     # the guest came up (boot record), then the tests ERRORed: ok, the ERRORs are the finding
     (True, (case("a", VM_ERROR),), True, (sides.SideStatus.OK, "")),
     (True, (case("a"), case("b", FAILED)), True, (sides.SideStatus.OK, "")),
@@ -216,3 +225,99 @@ def test_a_run_past_its_deadline_is_stopped(tmp_path: Path) -> None:
                         tmp_path / "p.log", "base x", said.append, timeout=0.5)
     assert rc < 0
     assert said == ["base x: no result after 0s; stopping it"]
+
+
+# --- the retry and the second run, with a stand-in for pytest ----------------------------------
+
+# Stands in for "python -m pytest ...": each call takes the next run of the plan (its JUnit
+# text, a results.json to copy or null, its exit status) and logs the node ids it was given.
+FAKE_PYTEST = """\
+import json, os, shutil, sys
+from pathlib import Path
+args = sys.argv[1:]
+plan = Path(os.environ["FAKE_PLAN"])
+now, *rest = json.loads(plan.read_text())
+plan.write_text(json.dumps(rest))
+Path(args[args.index("--junitxml") + 1]).write_text(now["junit"])
+if now["results"]:
+    out = Path(args[args.index("--results-dir") + 1])
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(now["results"], out / "results.json")
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps([a for a in args if "::" in a]) + "\\n")
+sys.exit(now["rc"])
+"""
+A, B = (f"vmtests/test_archive.py::{n}[x86_64-sysfs]" for n in ("a", "b"))
+BOOT_LOST = ('<error message="failed on setup with &quot;kheaders_suite.plugin.boots.'
+             'BootFailed: the boot of x86_64-sysfs failed: VMLost: no SSH&quot;">x</error>')
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> tuple[Path, run.SuiteOptions, dict[str, str]]:
+    """A kernel tree whose build is in the cache, options running the stand-in, its env."""
+    if shutil.which("gcc") is None:
+        pytest.skip("the build key names the compiler")
+    tree = fake_kernel(tmp_path / "linux", "6.12.0")
+    build = run.build_dir(tmp_path / "cache", tree, X86_SYSFS)
+    assert build is not None
+    build.mkdir(parents=True)
+    (build / "build.json").write_text("{}")
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_PYTEST}")
+    fake.chmod(0o755)
+    opts = run.SuiteOptions(cache_dir=tmp_path / "cache", python=str(fake))
+    return tree, opts, {"FAKE_PLAN": str(tmp_path / "plan.json"),
+                        "FAKE_LOG": str(tmp_path / "log")}
+
+
+def plan(tmp_path: Path, env: dict[str, str], *runs: tuple[tuple[str, ...], bool, int]) -> None:
+    """Each run: its cases, whether the guest came up (a boot record), its exit status."""
+    _, booted_results = side_files(tmp_path, None, booted=True)
+    Path(env["FAKE_PLAN"]).write_text(json.dumps([
+        {"junit": junit(*cases), "results": str(booted_results) if up else None, "rc": rc}
+        for cases, up, rc in runs]))
+
+
+def passing_base() -> sides.SideResult:
+    return sides.SideResult("x86_64", "sysfs", sides.SideStatus.OK, exit_status=0, tests={
+        n: sides.TestCase(n, sides.Outcome.PASS) for n in (A, B)})
+
+
+def test_suspects_are_run_again_by_node_id(tmp_path: Path, stand_in: Any) -> None:
+    tree, opts, env = stand_in
+    plan(tmp_path, env, ((case("a", FAILED), case("b", VM_ERROR)), True, 1),
+         ((case("a", FAILED), case("b")), True, 1))
+    done = cli.run_patched(tree, X86_SYSFS, passing_base(), opts, tmp_path / "out", env)
+    calls = [json.loads(line) for line in Path(env["FAKE_LOG"]).read_text().splitlines()]
+    suite = vmsuite.suite_dir()
+    assert calls == [[], [str(suite.parent / A), str(suite.parent / B)]]
+    assert done.exit_status == 1
+    assert done.retry is not None
+    assert (done.retry.asked, done.retry.exit_status) == ((A, B), 1)
+    assert (done.paths.dir / "retry" / "junit.xml").is_file()
+    report = compare.compare_job(passing_base(), done.load(), layout_probe=None)
+    assert [(f.name, f.patched, f.retry) for f in report.regressions] == [
+        (A, sides.Outcome.FAIL, sides.Outcome.FAIL)]
+    assert [(f.name, f.patched, f.retry) for f in report.flaky] == [
+        (B, sides.Outcome.ERROR, sides.Outcome.PASS)]
+
+
+def test_a_silent_boot_failure_runs_the_side_again(tmp_path: Path, stand_in: Any) -> None:
+    tree, opts, env = stand_in
+    plan(tmp_path, env, ((case("a", BOOT_LOST), case("b", BOOT_LOST)), False, 1),
+         ((case("a"), case("b")), True, 0))
+    out = tmp_path / "out"
+    done = cli.run_patched(tree, X86_SYSFS, passing_base(), opts, out, env)
+    assert (done.status, done.retry) == (sides.SideStatus.OK, None)
+    assert "the boot of x86_64-sysfs failed" in done.rerun_after
+    assert (run.first_run_dir(out, "patched", X86_SYSFS) / "junit.xml").is_file()
+    report = compare.compare_job(passing_base(), done.load(), layout_probe=None)
+    assert (report.verdict, [f.kind for f in report.flaky]) == (CiVerdict.FLAKY, ["boot"])
+
+
+def test_a_clean_patched_side_runs_once(tmp_path: Path, stand_in: Any) -> None:
+    tree, opts, env = stand_in
+    plan(tmp_path, env, ((case("a"), case("b")), True, 0))
+    done = cli.run_patched(tree, X86_SYSFS, passing_base(), opts, tmp_path / "out", env)
+    assert (done.exit_status, done.retry, done.rerun_after) == (0, None, "")
+    assert len(Path(env["FAKE_LOG"]).read_text().splitlines()) == 1

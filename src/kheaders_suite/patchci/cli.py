@@ -23,7 +23,12 @@ from kheaders_suite.catalog.paths import default_cache_dir
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import clone as clones
 from kheaders_suite.patchci import series as git_series
-from kheaders_suite.patchci.compare import compare_job
+from kheaders_suite.patchci.compare import (
+    base_problems,
+    compare_job,
+    needs_rerun,
+    retry_candidates,
+)
 from kheaders_suite.patchci.document import ReportDoc, RunInfo, job_report
 from kheaders_suite.patchci.merge import merge
 from kheaders_suite.patchci.render import markdown, write_outputs
@@ -34,9 +39,13 @@ from kheaders_suite.patchci.run import (
     check_selection,
     jobs_for,
     pytest_command,
+    rerun_side,
+    retry_tests,
     run_side,
     side_paths,
 )
+from kheaders_suite.patchci.side import SideResult, SideStatus
+from kheaders_suite.plugin.faults import FAULT_VARIABLE, parse_fault
 from kheaders_suite.records import Target
 
 PROG = "kheaders-ci"
@@ -60,13 +69,20 @@ what it does:
     python -m pytest SUITE --kernel-src CLONE --arch ARCH -k "ARCH-VARIANT [and (SELECT)]"
   with -m "not timing" (--sweep none) or --sweep reduced|full. Outputs, under --out:
     base/, patched/ARCH-VARIANT/  junit.xml, pytest.log, results/, the archive and .config
-    jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json of the job
-    report.md, report.json, kcidb.json   all jobs (the Markdown is also printed)
+    patched/ARCH-VARIANT/retry/   the retry's junit.xml, pytest.log, results/
+    jobs/ARCH-VARIANT/            report.md, report.json, kcidb.json, junit.xml of the job
+    report.md, report.json, kcidb.json, junit.xml   all jobs (the Markdown is also printed)
+
+before a verdict, on the patched side: every regression by a FAIL and every ERROR is run
+  once more (pytest on those node ids, a fresh VM, the same build), and a side that did
+  not boot with no kernel report is run again whole. What does not repeat is "flaky".
 
 exit status:
-  0 clean;
-  1 a regression: a test PASS on base FAILs patched, the patched kernel does not
-    build, or a timing point is slower beyond the samples' noise;
+  0 clean, or flaky only (the flaky findings are listed in the report);
+  1 a regression: a check that held on base fails patched (FAIL, or SKIP: lost
+    coverage), a new test fails, the patched kernel does not build, or does not boot
+    with a kernel report (a panic), or a timing point is slower beyond the samples'
+    noise;
   2 an infrastructure error, a broken base (nothing is blamed on the series), or
     bad input, said in one line on stderr: not a git tree, an unknown ref, a series
     that does not apply or is empty, an unknown arch or variant, a selection with no
@@ -106,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", default="", metavar="ID",
                         help="id of this run in the reports (default: from base and series; "
                              "the same for every matrix job of one series)")
+    parser.add_argument("--patched-fault", default="", metavar="SPEC",
+                        help=f"set {FAULT_VARIABLE}=SPEC for the patched side's runs only "
+                             "(the suite's fault injection, plugin/faults.py, e.g. "
+                             "kill-qemu-once:STATE_FILE): to see the retry at work")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate everything and print the pytest runs; build nothing")
     return parser
@@ -175,10 +195,25 @@ def print_plan(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOpt
             print(f"{side} {job.id}: {shlex.join(cmd)}")
 
 
+def run_patched(clone: Path, job: Target, base: SideResult, opts: SuiteOptions, out: Path,
+                env: Mapping[str, str]) -> SideRun:
+    """The patched side of one job, then what compare.py asks to see again before a verdict:
+    the whole side when it did not boot and the kernel said nothing, then its suspect tests
+    (each ERROR, each regression by a FAIL) on a fresh VM."""
+    done = run_side(clone, "patched", job, opts, out, say, env)
+    if needs_rerun(base, done.load()):
+        done = rerun_side(clone, "patched", done, opts, out, say, env)
+    patched = done.load()
+    suspects = retry_candidates(base.tests, patched.tests) \
+        if patched.status == SideStatus.OK and not base_problems(base) else []
+    return retry_tests(clone, "patched", done, suspects, opts, say, env) if suspects else done
+
+
 def run_sides(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOptions,
-              out: Path) -> dict[str, dict[Target, SideRun]]:
+              out: Path, patched_env: Mapping[str, str]) -> dict[str, dict[Target, SideRun]]:
     """Base first, every job; then patched: each side's builds land in the one object tree
-    per arch that the clone's path keys, so patched rebuilds only what the series changed."""
+    per arch that the clone's path keys, so patched rebuilds only what the series changed.
+    ``patched_env``: added to the patched side's pytest environment (--patched-fault)."""
     done: dict[str, dict[Target, SideRun]] = {}
     for side, sha in zip(SIDES, (prepared.base, prepared.patched), strict=True):
         clones.checkout(prepared.clone, sha)
@@ -186,7 +221,10 @@ def run_sides(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOpti
         done[side] = {}
         for job in jobs:
             start = time.monotonic()
-            done[side][job] = run_side(prepared.clone, side, job, opts, out, say)
+            done[side][job] = run_side(prepared.clone, side, job, opts, out, say) \
+                if side == "base" else run_patched(prepared.clone, job,
+                                                   done["base"][job].load(), opts, out,
+                                                   patched_env)
             say(f"{side} {job.id}: {done[side][job].status} after "
                 f"{time.monotonic() - start:.0f}s")
     return done
@@ -209,6 +247,7 @@ def write_reports(runs: Mapping[str, Mapping[Target, SideRun]], jobs: Sequence[T
 def execute(args: argparse.Namespace) -> int:
     """Validate (cheap checks first), run both sides, report; the exit status."""
     jobs = jobs_for(args.arch, args.variant)
+    parse_fault(args.patched_fault)  # a UserError before anything is built
     cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
     opts = SuiteOptions(cache_dir=cache, select=args.select, sweep=args.sweep,
                         accel=args.accel)
@@ -224,7 +263,8 @@ def execute(args: argparse.Namespace) -> int:
                 print_plan(prepared, jobs, opts, out)
                 return 0
             info = run_info(prepared, args.run_id)
-            runs = run_sides(prepared, jobs, opts, out)
+            fault = {FAULT_VARIABLE: args.patched_fault} if args.patched_fault else {}
+            runs = run_sides(prepared, jobs, opts, out, fault)
     report = write_reports(runs, jobs, info, out)
     print(markdown(report), end="")
     return report["exit_status"]

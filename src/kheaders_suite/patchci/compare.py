@@ -1,28 +1,51 @@
 """Base against patched for one arch x variant, arch divergence across jobs, and the verdicts.
 
+Every pair of a test's outcomes (base, patched) means one thing; ``TRANSITIONS`` is that
+table, and docs/patch-ci.md shows it. In short: a check that held on base (PASS, XPASS)
+and fails patched (FAIL, or XFAIL: the known failure is back) is a **regression**, and so is
+a FAIL patched of a test that was skipped on base or is new; a check that held on base and is
+SKIPped patched is a regression too, **lost coverage**, with the skip's reason; FAIL or XFAIL
+on base and PASS or XPASS patched is a fix; a patched ERROR is the harness's (a fixture, a
+VM lost), since the plugin writes every fault of the kernel (a panic, Oops, BUG, WARNING,
+hung task, lockup or RCU stall, kheaders.ko not loading, the archive missing) as a FAIL.
+
+Retried before a verdict: every patched test whose pair is a regression by a FAIL (or XFAIL)
+and every patched ERROR is run once more, on a fresh VM with the same build
+(``retry_candidates``; run.py runs them, side.Retry holds what came of it). The same outcome
+again: the verdict above. Another one: the pair (base, retry outcome) decides; when that is
+no regression either (it PASSed, say), the test is **flaky**: listed with both outcomes, not
+blamed on the series and not clean. A test the retry left no result for keeps its first.
+
 Who is blamed (the rules, in the order they apply):
 
-- base broken: the base failed to build or boot, pytest left no results, a base test ERRORed,
-  or the base archive is unreadable. Then nothing is blamed on the series (as syzbot's patch
+- base broken: the base failed to build or boot, pytest left no results or ran no test
+  (nothing collected, every test skipped, pytest itself stopped), a base test ERRORed, or
+  the base archive is unreadable. Then nothing is blamed on the series (as syzbot's patch
   testing does): no test, timing or build comparison is made, only the archive and .config
   differences are shown, for information.
-- regression: a test PASSed on base and FAILs patched; a timing point regressed beyond the
-  samples' noise (kheaders_suite.timing.compare's rule); or the patched kernel failed to
-  build where the base, same config and toolchain, built (a series that does not compile is
-  the most common finding of kernel CI).
-- infra error: a patched test ERRORed (a fixture: build, VM, SSH; a VM lost or a guest
-  timeout inside a test body), the patched kernel did not boot, or pytest left no results.
-  Never blamed on the series. What the kernel printed is not infrastructure: a BUG, WARNING
-  or panic in a test body is a FAIL (a panic too, read from the console when it took the VM
-  with it), and one at boot or in a fixture is an ERROR that side.py reads as a FAIL.
-- fix (base FAIL, patched PASS), new and removed tests, and SKIP in any position are shown
-  but change no verdict; so are archive, CONFIG_ and structure layout changes (layouts.py),
-  which are measured whenever both archives are readable and differ, broken base or not.
+- regression: a test's pair is a regression (above) and the retry did not clear it; a
+  timing point regressed beyond the samples' noise (kheaders_suite.timing.compare's rule);
+  the patched kernel failed to build where the base, same config and toolchain, built (a
+  series that does not compile is the most common finding of kernel CI); or the patched
+  kernel did not boot where the base did, with the kernel's own report of why (a panic at
+  boot: its line is quoted).
+- infra error: a patched test ERRORed on its retry too; the patched kernel did not boot, with
+  no report of the kernel's, on a second run of the side too (``needs_rerun``: the side is
+  run again once); pytest left no results, ran no test or stopped. Never blamed on the
+  series.
+- flaky: a finding that did not repeat on its retry (a test, or a boot without a kernel
+  report that worked the second time).
+- fix (a check that failed on base holds patched), new and removed tests, and the other
+  pairs are shown but change no verdict; so are archive, CONFIG_ and structure layout
+  changes (layouts.py), which are measured whenever both archives are readable and differ,
+  broken base or not.
 
-A job's verdict is the first that applies of base-broken, regression, infra-error, clean.
-The report's is regression if any job regressed (a real finding is not hidden by a broken
-base elsewhere), else base-broken, else infra-error, else clean. Exit status: 0 clean,
-1 regression, 2 infra error or broken base.
+A job's verdict is the first that applies of base-broken, regression, infra-error, flaky,
+clean. The report's is regression if any job regressed (a real finding is not hidden by a
+broken base elsewhere), else base-broken, else infra-error, else flaky, else clean. Exit
+status: 0 clean or flaky (the flaky findings are listed: a harness hiccup is not the series'
+fault, and a CI gate that failed on one would be re-run until green anyway), 1 regression,
+2 infra error or broken base.
 """
 
 from __future__ import annotations
@@ -42,7 +65,7 @@ from kheaders_suite.patchci.archive import (
     read_archive_file,
 )
 from kheaders_suite.patchci.layouts import PROBE, LayoutDiff, Probe, compare_archives, toolchain
-from kheaders_suite.patchci.side import Outcome, SideResult, SideStatus, TestCase
+from kheaders_suite.patchci.side import Outcome, SideResult, SideStatus, TestCase, is_kernels
 from kheaders_suite.records import target_id
 from kheaders_suite.timing import compare as timing_compare
 from kheaders_suite.verify.archive import Archive, ArchiveError
@@ -56,24 +79,57 @@ class CiVerdict(StrEnum):
     REGRESSION = "regression"
     INFRA_ERROR = "infra-error"
     BASE_BROKEN = "base-broken"
+    FLAKY = "flaky"
 
 
-EXIT_STATUS = {CiVerdict.CLEAN: 0, CiVerdict.REGRESSION: 1, CiVerdict.INFRA_ERROR: 2,
-               CiVerdict.BASE_BROKEN: 2}
+EXIT_STATUS = {CiVerdict.CLEAN: 0, CiVerdict.FLAKY: 0, CiVerdict.REGRESSION: 1,
+               CiVerdict.INFRA_ERROR: 2, CiVerdict.BASE_BROKEN: 2}
 _REPORT_ORDER = (CiVerdict.REGRESSION, CiVerdict.BASE_BROKEN, CiVerdict.INFRA_ERROR,
-                 CiVerdict.CLEAN)  # most severe first
+                 CiVerdict.FLAKY, CiVerdict.CLEAN)  # most severe first
 _STATUS_KIND = {SideStatus.BUILD_FAILED: "build", SideStatus.BOOT_FAILED: "boot"}  # or "results"
+
+
+class Change(StrEnum):
+    """What a pair of outcomes (base, patched) means (``TRANSITIONS``)."""
+
+    REGRESSION = "regression"
+    LOST_COVERAGE = "lost coverage"  # a regression too: the check no longer runs
+    FIX = "fix"
+    ERROR = "error"  # the harness's: retried, then infra error or flaky
+    NONE = ""
+
+
+P, F, E, S, XF, XP = (Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP,  # for the table
+                      Outcome.XFAIL, Outcome.XPASS)
+# base outcome (None: the test is new) -> patched outcome -> what it means. A base ERROR
+# never gets here: it breaks the base. A pair not listed means nothing.
+TRANSITIONS: dict[Outcome | None, dict[Outcome, Change]] = {
+    P: {F: Change.REGRESSION, XF: Change.REGRESSION, S: Change.LOST_COVERAGE},
+    XP: {F: Change.REGRESSION, XF: Change.REGRESSION, S: Change.LOST_COVERAGE},
+    F: {P: Change.FIX, XP: Change.FIX},
+    XF: {F: Change.REGRESSION, P: Change.FIX, XP: Change.FIX, S: Change.LOST_COVERAGE},
+    S: {F: Change.REGRESSION},
+    None: {F: Change.REGRESSION},
+}
+_BLAMED = (Change.REGRESSION, Change.LOST_COVERAGE)
+
+
+def transition(base: Outcome | None, patched: Outcome) -> Change:
+    if patched == Outcome.ERROR:
+        return Change.ERROR
+    return TRANSITIONS.get(base, {}).get(patched, Change.NONE)
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "test", "build", "boot", "results" (no JUnit), "archive", "config"
+    kind: str  # "test", "build", "boot", "results" (no JUnit, no test run), "archive", "config"
     name: str  # the test's node id, or the step that failed
     # The test's outcome on base, or the side's status for a build, boot or results finding;
     # None when the test is not there, or for an archive or config finding.
     base: Outcome | SideStatus | None
-    patched: Outcome | SideStatus | None
-    message: str = ""  # first line of the failure or error
+    patched: Outcome | SideStatus | None  # patched's first run
+    message: str = ""  # first line of the failure or error (the one the finding rests on)
+    retry: Outcome | SideStatus | None = None  # the retry's outcome; None: not retried
 
 
 @dataclass(frozen=True)
@@ -84,7 +140,8 @@ class TestChanges:
     fixes: tuple[Finding, ...] = ()
     new: tuple[Finding, ...] = ()
     removed: tuple[Finding, ...] = ()
-    infra: tuple[Finding, ...] = ()  # patched ERRORs
+    infra: tuple[Finding, ...] = ()  # patched ERRORs, on the retry too
+    flaky: tuple[Finding, ...] = ()  # findings the retry did not repeat
 
 
 @dataclass(frozen=True)
@@ -103,6 +160,7 @@ class JobReport:
     timing: tuple[timing_compare.Verdict, ...]  # every point; regressed: status REGRESSED
     timing_notes: tuple[str, ...]
     layouts: LayoutDiff | None = None  # None: not measured (see compare_job)
+    flaky: tuple[Finding, ...] = ()
 
     @property
     def arch(self) -> str:
@@ -117,24 +175,58 @@ class JobReport:
         return tuple(v for v in self.timing if v.status == timing_compare.PointStatus.REGRESSED)
 
 
-def compare_tests(base: Mapping[str, TestCase], patched: Mapping[str, TestCase]) -> TestChanges:
-    """Sort every test present on either side by what its pair of outcomes means."""
-    out: dict[str, list[Finding]] = {k: [] for k in ("reg", "fix", "new", "gone", "infra")}
+def retry_candidates(base: Mapping[str, TestCase], patched: Mapping[str, TestCase]
+                     ) -> list[str]:
+    """The patched tests to run once more before a verdict: each ERROR, and each regression
+    by a FAIL or XFAIL (lost coverage is a skip's reason, which a retry does not change)."""
+    def suspect(t: TestCase) -> bool:
+        change = transition(base[t.nodeid].outcome if t.nodeid in base else None, t.outcome)
+        return change in (Change.ERROR, Change.REGRESSION)
+    return sorted(t.nodeid for t in patched.values() if suspect(t))
+
+
+def _message(change: Change, case: TestCase) -> str:
+    return f"lost coverage: {case.message or 'skipped'}" if change == Change.LOST_COVERAGE \
+        else case.message
+
+
+def _judge(base: TestCase | None, first: TestCase, again: TestCase | None
+           ) -> tuple[str, Finding]:
+    """(group, finding) of a test on both sides, its retry (None: none) taken into account.
+    Groups: "reg", "fix", "infra", "flaky", "new", "" (nothing to say)."""
+    was = base.outcome if base else None
+    change = transition(was, first.outcome)
+    if again is None or again.outcome == first.outcome:
+        group = {Change.REGRESSION: "reg", Change.LOST_COVERAGE: "reg", Change.FIX: "fix",
+                 Change.ERROR: "infra"}.get(change, "" if base else "new")
+        return group, Finding("test", first.nodeid, was, first.outcome,
+                              _message(change, first) or (base.message if base else ""),
+                              again.outcome if again else None)
+    retried = transition(was, again.outcome)
+    group = "reg" if retried in _BLAMED else "infra" if retried == Change.ERROR else "flaky"
+    shown = again if group != "flaky" else first
+    return group, Finding("test", first.nodeid, was, first.outcome, _message(retried, shown)
+                          if group == "reg" else shown.message, again.outcome)
+
+
+def compare_tests(base: Mapping[str, TestCase], patched: Mapping[str, TestCase],
+                  retried: Mapping[str, TestCase] | None = None) -> TestChanges:
+    """Sort every test present on either side by what its pair of outcomes means, after the
+    retry of the patched side's suspects (``retried``: their outcomes on the retry)."""
+    again = retried or {}
+    out: dict[str, list[Finding]] = {k: [] for k in ("reg", "fix", "new", "gone", "infra",
+                                                     "flaky")}
     for ident in sorted(base.keys() | patched.keys()):
         a, b = base.get(ident), patched.get(ident)
-        finding = Finding("test", ident, a.outcome if a else None, b.outcome if b else None,
-                          (b.message if b and b.message else a.message if a else ""))
-        if b is not None and b.outcome == Outcome.ERROR:
-            out["infra"].append(finding)
-        elif a is None:
-            out["new"].append(finding)
-        elif b is None:
-            out["gone"].append(finding)
-        elif (a.outcome, b.outcome) == (Outcome.PASS, Outcome.FAIL):
-            out["reg"].append(finding)
-        elif (a.outcome, b.outcome) == (Outcome.FAIL, Outcome.PASS):
-            out["fix"].append(finding)
-    return TestChanges(*(tuple(out[k]) for k in ("reg", "fix", "new", "gone", "infra")))
+        if b is None:
+            assert a is not None
+            out["gone"].append(Finding("test", ident, a.outcome, None, a.message))
+            continue
+        group, finding = _judge(a, b, again.get(ident))
+        if group:
+            out[group].append(finding)
+    return TestChanges(*(tuple(out[k]) for k in ("reg", "fix", "new", "gone", "infra",
+                                                 "flaky")))
 
 
 def _status_finding(side: SideResult, base: SideStatus | None,
@@ -143,20 +235,78 @@ def _status_finding(side: SideResult, base: SideStatus | None,
     return Finding(kind, kind, base, patched, side.message or side.status)
 
 
+# pytest's exit statuses that mean the run itself stopped (pytest.ExitCode).
+_PYTEST_STOPPED = {2: "interrupted", 3: "internal error", 4: "usage error"}
+
+
+def ran_nothing(side: SideResult) -> str:
+    """Why a side whose status is "ok" still tested nothing, or stopped; "" when it ran. A
+    run that collected nothing (exit 5) or skipped every test is never clean."""
+    if side.status != SideStatus.OK:
+        return ""
+    rc = side.exit_status
+    if rc is not None and (rc in _PYTEST_STOPPED or rc < 0):
+        what = _PYTEST_STOPPED.get(rc, f"killed by signal {-rc}")
+        return f"pytest stopped (exit {rc}, {what}): its results are incomplete"
+    if not side.tests:
+        return f"pytest collected no test (exit {rc})" if rc is not None else \
+            "pytest ran no test"
+    if all(t.outcome == Outcome.SKIP for t in side.tests.values()):
+        return f"pytest skipped every test ({len(side.tests)})"
+    return ""
+
+
+def _ran_nothing_finding(side: SideResult, patched: bool) -> list[Finding]:
+    why = ran_nothing(side)
+    if not why:
+        return []
+    return [Finding("results", "results", None if patched else SideStatus.OK,
+                    SideStatus.OK if patched else None, why)]
+
+
 def base_problems(base: SideResult) -> list[Finding]:
-    """Why the base cannot serve as the reference: its status, then each ERRORed test."""
+    """Why the base cannot serve as the reference: its status, a run that tested nothing,
+    then each ERRORed test."""
     problems = [] if base.status == SideStatus.OK else [_status_finding(base, base.status, None)]
+    problems += _ran_nothing_finding(base, patched=False)
     return problems + [Finding("test", t.nodeid, Outcome.ERROR, None, t.message)
                        for t in sorted(base.tests.values(), key=lambda t: t.nodeid)
                        if t.outcome == Outcome.ERROR]
 
 
-def _patched_status(patched: SideResult) -> tuple[list[Finding], list[Finding]]:
-    """(regressions, infra errors) the patched side's status alone makes."""
+def boot_report(side: SideResult) -> str:
+    """The kernel's own report of why the side did not boot (the panic's line, or the
+    plugin's message when it quotes none), "" when it gave none: a VM that never came up."""
+    for t in sorted(side.tests.values(), key=lambda t: t.nodeid):
+        if t.outcome == Outcome.FAIL and (t.kernel or is_kernels(t.message)):
+            return t.kernel[0].split("\n", 1)[0] if t.kernel else t.message
+    return ""
+
+
+def needs_rerun(base: SideResult, patched: SideResult) -> bool:
+    """The patched side did not boot where the base did, the kernel said nothing of why, and
+    the side has not been run again yet: run it again once (a boot lost to the host)."""
+    return (patched.status == SideStatus.BOOT_FAILED and not patched.rerun_after
+            and not boot_report(patched) and not base_problems(base))
+
+
+def _patched_status(patched: SideResult) -> tuple[list[Finding], list[Finding], list[Finding]]:
+    """(regressions, infra errors, flaky) the patched side's status alone makes."""
     if patched.status == SideStatus.OK:
-        return [], []
-    finding = _status_finding(patched, SideStatus.OK, patched.status)
-    return ([finding], []) if patched.status == SideStatus.BUILD_FAILED else ([], [finding])
+        flaky = Finding("boot", "boot", SideStatus.OK, SideStatus.BOOT_FAILED,
+                        patched.rerun_after, SideStatus.OK) if patched.rerun_after else None
+        return [], _ran_nothing_finding(patched, patched=True), [flaky] if flaky else []
+    if patched.status == SideStatus.BUILD_FAILED:
+        return [_status_finding(patched, SideStatus.OK, patched.status)], [], []
+    if patched.status == SideStatus.BOOT_FAILED:
+        said = boot_report(patched)
+        again = SideStatus.BOOT_FAILED if patched.rerun_after else None
+        if said:
+            return [Finding("boot", "boot", SideStatus.OK, patched.status,
+                            f"patched kernel did not boot: {said}", again)], [], []
+        first = patched.rerun_after or patched.message or patched.status
+        return [], [Finding("boot", "boot", SideStatus.OK, patched.status, first, again)], []
+    return [], [_status_finding(patched, SideStatus.OK, patched.status)], []
 
 
 def _load_archives(base: SideResult, patched: SideResult
@@ -207,13 +357,15 @@ def compare_timing(base: Sequence[dict[str, Any]], patched: Sequence[dict[str, A
 
 def job_verdict(base_problems: Sequence[Finding], regressions: Sequence[Finding],
                 timing: Iterable[timing_compare.Verdict],
-                infra: Sequence[Finding]) -> CiVerdict:
-    """The first of base-broken, regression, infra-error that applies; else clean."""
+                infra: Sequence[Finding], flaky: Sequence[Finding] = ()) -> CiVerdict:
+    """The first of base-broken, regression, infra-error, flaky that applies; else clean."""
     if base_problems:
         return CiVerdict.BASE_BROKEN
     if regressions or any(v.status == timing_compare.PointStatus.REGRESSED for v in timing):
         return CiVerdict.REGRESSION
-    return CiVerdict.INFRA_ERROR if infra else CiVerdict.CLEAN
+    if infra:
+        return CiVerdict.INFRA_ERROR
+    return CiVerdict.FLAKY if flaky else CiVerdict.CLEAN
 
 
 def _layouts(base: SideResult, patched: SideResult, archive: ArchiveDiff | None,
@@ -244,20 +396,22 @@ def compare_job(base: SideResult, patched: SideResult,
     changes = TestChanges()
     timing: list[timing_compare.Verdict] = []
     notes: list[str] = []
-    status_regressions, status_infra = _patched_status(patched)
+    status_regressions, status_infra, status_flaky = _patched_status(patched)
     if broken:
-        status_regressions = []  # nothing is blamed on the series
+        status_regressions = status_flaky = []  # nothing is blamed on the series
     else:
         if patched.status == SideStatus.OK:
-            changes = compare_tests(base.tests, patched.tests)
+            retried = patched.retry.tests if patched.retry else {}
+            changes = compare_tests(base.tests, patched.tests, retried)
         timing, notes = compare_timing(base.timing, patched.timing)
     regressions = [*status_regressions, *changes.regressions]
     infra = [*status_infra, *changes.infra, *archive_patched, *config_infra]
+    flaky = [*status_flaky, *changes.flaky]
     return JobReport(
-        base, patched, job_verdict(broken, regressions, timing, infra), tuple(broken),
+        base, patched, job_verdict(broken, regressions, timing, infra, flaky), tuple(broken),
         tuple(regressions), changes.fixes, changes.new, changes.removed, tuple(infra),
         archive, tuple(config), tuple(timing), tuple(notes),
-        _layouts(base, patched, archive, layout_probe))
+        _layouts(base, patched, archive, layout_probe), tuple(flaky))
 
 
 def report_verdict(verdicts: Iterable[str]) -> CiVerdict:

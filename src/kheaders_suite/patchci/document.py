@@ -4,19 +4,28 @@ A matrix job writes a report of one job; kheaders-ci-merge joins such reports in
 keys below are the stable interface (a reader checks "schema_version" first; a change that
 renames or removes a key, or changes its meaning, bumps it):
 
-    schema_version 1, kind "kheaders-suite/patch-ci"
+    schema_version 2, kind "kheaders-suite/patch-ci"
     run       {run_id, tree_name, git_url, base_ref, base_commit, patched_commit,
                patchset_hash, series, message_id}       (strings; "" when not known)
-    verdict   "clean" | "regression" | "infra-error" | "base-broken"; exit_status 0/1/2
+    verdict   "clean" | "regression" | "infra-error" | "base-broken" | "flaky";
+              exit_status 0/1/2 (flaky: 0)
     jobs      one per arch x variant, sorted by arch then variant:
       target "<arch>-<variant>", arch, variant, verdict, exit_status
-      base, patched   {status, message, notes [str],
-                       tests {node id: {outcome "pass"|"fail"|"error"|"skip", message,
-                                        kernel [str]}}}
+      base, patched   {status, message, notes [str], exit_status (pytest's; null: not
+                       known), rerun_after (the first run's failed boot when the side was
+                       run again, else ""), retry (null, or {asked [node ids],
+                       exit_status, tests {...}}: the second run of the suspect tests),
+                       tests {node id: {outcome "pass"|"fail"|"error"|"skip"|"xfail"|
+                                        "xpass", message, kernel [str]}}}
                 (kernel: the BUG/WARNING/Oops/panic reports the failure quotes, each its
-                lines, headline first; only on a test that has them. Added within version 1)
-      regressions, fixes, new, removed, infra_errors, base_problems
-                      [{kind, name, base, patched, message}]   (compare.Finding)
+                lines, headline first; only on a test that has them)
+      regressions, fixes, new, removed, infra_errors, base_problems, flaky
+                      [{kind, name, base, patched, message, retry}]   (compare.Finding:
+                      patched is the first run's outcome, retry the second's or null)
+
+Version 2 added "flaky" (the verdict and the job key), the outcomes "xfail" and "xpass",
+the sides' exit_status, rerun_after and retry, and the findings' retry; docread.py reads a
+version 1 document as version 2 with those empty.
       archive   null (a side had none) or {base_bytes, patched_bytes, base_members,
                 patched_members, added, removed, changed [names],
                 diffs [{name, lines, omitted}], base_release, patched_release}
@@ -36,7 +45,7 @@ renames or removes a key, or changes its meaning, bumps it):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TypedDict, cast
 
@@ -50,11 +59,11 @@ from kheaders_suite.patchci.compare import (
     report_verdict,
 )
 from kheaders_suite.patchci.layouts import LayoutDiff
-from kheaders_suite.patchci.side import SideResult, TestCase
+from kheaders_suite.patchci.side import Retry, SideResult, TestCase
 from kheaders_suite.timing.compare import Verdict
 from kheaders_suite.timing.stats import Summary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND = "kheaders-suite/patch-ci"
 SIDES = ("base", "patched")
 
@@ -98,11 +107,20 @@ class OutcomeDoc(_OutcomeAdditions):
     message: str
 
 
+class RetryDoc(TypedDict):
+    asked: list[str]
+    exit_status: int | None
+    tests: dict[str, OutcomeDoc]
+
+
 class SideDoc(TypedDict):
     status: str
     message: str
     notes: list[str]
     tests: dict[str, OutcomeDoc]
+    exit_status: int | None
+    rerun_after: str
+    retry: RetryDoc | None
 
 
 class FindingDoc(TypedDict):
@@ -111,6 +129,7 @@ class FindingDoc(TypedDict):
     base: str | None
     patched: str | None
     message: str
+    retry: str | None
 
 
 class HeaderDiffDoc(TypedDict):
@@ -206,6 +225,7 @@ class JobDoc(_JobAdditions):
     removed: list[FindingDoc]
     infra_errors: list[FindingDoc]
     base_problems: list[FindingDoc]
+    flaky: list[FindingDoc]
     archive: ArchiveDoc | None
     config_changes: list[ConfigChangeDoc]
     timing: TimingDoc
@@ -239,10 +259,21 @@ def _outcome(test: TestCase) -> OutcomeDoc:
     return doc
 
 
+def _tests(tests: Mapping[str, TestCase]) -> dict[str, OutcomeDoc]:
+    return {t.nodeid: _outcome(t) for t in sorted(tests.values(), key=lambda t: t.nodeid)}
+
+
+def _retry(retry: Retry | None) -> RetryDoc | None:
+    if retry is None:
+        return None
+    return RetryDoc(asked=list(retry.asked), exit_status=retry.exit_status,
+                    tests=_tests(retry.tests))
+
+
 def _side(side: SideResult) -> SideDoc:
-    tests = {t.nodeid: _outcome(t) for t in sorted(side.tests.values(), key=lambda t: t.nodeid)}
     return SideDoc(status=side.status, message=side.message, notes=list(side.notes),
-                   tests=tests)
+                   tests=_tests(side.tests), exit_status=side.exit_status,
+                   rerun_after=side.rerun_after, retry=_retry(side.retry))
 
 
 def _findings(findings: Sequence[Finding]) -> list[FindingDoc]:
@@ -289,6 +320,7 @@ def job_doc(job: JobReport) -> JobDoc:
         regressions=_findings(job.regressions), fixes=_findings(job.fixes),
         new=_findings(job.new), removed=_findings(job.removed),
         infra_errors=_findings(job.infra), base_problems=_findings(job.base_problems),
+        flaky=_findings(job.flaky),
         archive=_archive(job.archive), layouts=_layouts(job.layouts),
         config_changes=[cast(ConfigChangeDoc, asdict(c)) for c in job.config],
         timing=TimingDoc(notes=list(job.timing_notes),

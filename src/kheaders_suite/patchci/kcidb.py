@@ -23,13 +23,15 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kheaders_suite.patchci.document import SIDES, JobDoc, ReportDoc, RunDoc, side_of
+from kheaders_suite.patchci.document import SIDES, JobDoc, ReportDoc, RunDoc, SideDoc, side_of
 from kheaders_suite.patchci.side import Outcome, SideStatus
 
 ORIGIN = "kheaders_suite"
 VERSION = {"major": 5, "minor": 3}
+# Keyed by the documents' plain strings. An expected failure is KCIDB's SKIP and a strict
+# XPASS its FAIL, as pytest counts them; misc.outcome keeps pytest's word for both.
 _STATUS: dict[str, str] = {Outcome.PASS: "PASS", Outcome.FAIL: "FAIL", Outcome.ERROR: "ERROR",
-                          Outcome.SKIP: "SKIP"}  # keyed by the documents' plain strings
+                          Outcome.SKIP: "SKIP", Outcome.XFAIL: "SKIP", Outcome.XPASS: "FAIL"}
 _PATH_JUNK = re.compile(r"[^A-Za-z0-9_-]+")  # KCIDB path parts: [a-zA-Z0-9_-]+, "." between
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -98,26 +100,56 @@ def _build(run_id: str, job: JobDoc, side: str) -> dict[str, Any]:
     return doc
 
 
-def _test(build_id: str, nodeid: str, path: str, status: str, message: str) -> dict[str, Any]:
+def _test(build_id: str, nodeid: str, path: str, status: str, message: str,
+          **misc: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": f"{build_id}:{nodeid}", "build_id": build_id,
                            "origin": ORIGIN, "path": path, "status": status,
-                           "misc": {"nodeid": nodeid}}
+                           "misc": {"nodeid": nodeid, **misc}}
     if message:
         doc["log_excerpt"] = message[:EXCERPT]
     return doc
+
+
+def _boot(build_id: str, job: JobDoc, s: SideDoc) -> dict[str, Any]:
+    """The "boot" test: FAIL when the kernel said why it did not boot (a regression), ERROR
+    when it never came up; misc.rerun_after when the side was run again for it."""
+    failed = s["status"] == SideStatus.BOOT_FAILED
+    blamed = any(f["kind"] == "boot" for f in job["regressions"])
+    status = "PASS" if not failed else "FAIL" if blamed else "ERROR"
+    misc = {"rerun_after": s["rerun_after"]} if s["rerun_after"] else {}
+    return _test(build_id, "boot", "boot", status, s["message"] if failed else "", **misc)
+
+
+def _verdicts(job: JobDoc) -> dict[str, str]:
+    """The comparison's word on each retried test: "regression", "infra-error", "flaky"."""
+    return {f["name"]: word for findings, word in ((job["regressions"], "regression"),
+                                                   (job["infra_errors"], "infra-error"),
+                                                   (job["flaky"], "flaky"))
+            for f in findings if f["retry"]}
+
+
+def _retries(build_id: str, job: JobDoc, s: SideDoc) -> list[dict[str, Any]]:
+    """One more test per test the side ran again, "<node id>:retry", its second outcome."""
+    if s["retry"] is None:
+        return []
+    verdicts = _verdicts(job)
+    return [_test(build_id, f"{nodeid}:retry", kcidb_path(nodeid), _STATUS[t["outcome"]],
+                  "\n\n".join([t["message"], *t.get("kernel", [])]), outcome=t["outcome"],
+                  retry_of=f"{build_id}:{nodeid}", verdict=verdicts.get(nodeid, ""))
+            for nodeid, t in s["retry"]["tests"].items()]
 
 
 def _tests(build_id: str, job: JobDoc, side: str) -> list[dict[str, Any]]:
     s = side_of(job, side)
     tests = []
     if s["status"] in (SideStatus.OK, SideStatus.BOOT_FAILED):  # a failed build never booted
-        boot = "PASS" if s["status"] == SideStatus.OK else "ERROR"
-        tests.append(_test(build_id, "boot", "boot", boot,
-                           s["message"] if s["status"] == SideStatus.BOOT_FAILED else ""))
+        tests.append(_boot(build_id, job, s))
+    again = s["retry"]["tests"] if s["retry"] else {}
     tests += [_test(build_id, nodeid, kcidb_path(nodeid), _STATUS[t["outcome"]],
-                    "\n\n".join([t["message"], *t.get("kernel", [])]))
+                    "\n\n".join([t["message"], *t.get("kernel", [])]), outcome=t["outcome"],
+                    **({"retry": again[nodeid]["outcome"]} if nodeid in again else {}))
               for nodeid, t in s["tests"].items()]
-    return tests
+    return tests + _retries(build_id, job, s)
 
 
 def timing_path(target: str, key: str) -> str:

@@ -2,10 +2,11 @@
 
 Each matrix job (one arch x variant) writes its own report (render.write_outputs); this
 command reads their report.json files, refuses what cannot be one report (a file it cannot
-read, another schema_version, two reports of the same arch x variant, jobs of different
-runs), recomputes what spans jobs (arch divergence, the overall verdict) and writes
-report.json, report.md and kcidb.json to OUT_DIR. Exit status: the report's, 0 clean,
-1 regression, 2 infra error or broken base; 2 also for bad input, with a one-line error.
+read, a schema_version it does not read (1 and 2 it does), two reports of the same arch x
+variant, jobs of different runs), recomputes what spans jobs (arch divergence, the overall
+verdict) and writes report.json, report.md, kcidb.json and junit.xml to OUT_DIR. Exit
+status: the report's, 0 clean or flaky, 1 regression, 2 infra error or broken base; 2 also
+for bad input, with a one-line error.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 First the verdict and a table arch x variant, so the answer is on the first screen; then the
 details a maintainer acts on, most important first: regressions, archive changes, structure
 layouts that moved, CONFIG_ changes, timing regressions, arch divergence, and last what is not
-blamed on the series (infra errors, a broken base). Plain text where possible: it is read in
-mail clients too.
-``write_outputs`` writes every file of a report: JSON, Markdown and KCIDB.
+blamed on the series (flaky findings, infra errors, a broken base). Plain text where
+possible: it is read in mail clients too.
+``write_outputs`` writes every file of a report: JSON, Markdown, JUnit (junitreport.py) and KCIDB.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ from kheaders_suite.patchci.document import (
     JobDoc,
     MemberChangeDoc,
     ReportDoc,
+    SideDoc,
     StructChangeDoc,
     side_of,
 )
+from kheaders_suite.patchci.junitreport import JUNIT_NAME, junit_document
 from kheaders_suite.patchci.kcidb import kcidb_document
 from kheaders_suite.timing.compare import PointStatus
 
 JSON_NAME, MARKDOWN_NAME, KCIDB_NAME = "report.json", "report.md", "kcidb.json"
 MESSAGE_CHARS = 300  # of a failure's first line: long asserts name whole member lists
 NAMES_SHOWN = 20  # member names listed per kind of change
-EXIT_MEANING = "0 clean, 1 regression, 2 infra error or broken base"
+EXIT_MEANING = "0 clean or flaky, 1 regression, 2 infra error or broken base"
 
 
 def _finding(f: FindingDoc, base_only: bool = False) -> str:
@@ -44,7 +46,8 @@ def _finding(f: FindingDoc, base_only: bool = False) -> str:
         states = [f["base"] or "absent", f["patched"] or "absent"]
     else:
         states = [s for s in (f["base"], f["patched"]) if s]
-    change = f" ({' -> '.join(states)})" if states else ""
+    retried = f"; retry: {f['retry']}" if f.get("retry") and not base_only else ""
+    change = f" ({' -> '.join(states)}{retried})" if states else ""
     message = f["message"][:MESSAGE_CHARS]
     return f"- {where}{change}" + (f": {message}" if message else "")
 
@@ -134,8 +137,24 @@ def _timing(job: JobDoc) -> list[str]:
     return [f"    {line}" for line in [*job["timing"]["notes"], *regressed]]
 
 
+def _runs(side: str, doc: SideDoc) -> list[str]:
+    """How the side's pytest runs went, when there was more than one or one stopped."""
+    lines = [f"- {side}: run again after a failed boot: {doc['rerun_after'][:MESSAGE_CHARS]}"] \
+        if doc["rerun_after"] else []
+    rc = doc["exit_status"]
+    if rc is not None and rc not in (0, 1):
+        lines.append(f"- {side}: pytest exit {rc}")
+    retry = doc["retry"]
+    if retry is not None:
+        lines.append(f"- {side}: {len(retry['asked'])} tests run again on a fresh VM "
+                     f"(pytest exit {retry['exit_status']})")
+    return lines
+
+
 def _notes(job: JobDoc) -> list[str]:
-    return [f"- {side}: {note}" for side in SIDES for note in side_of(job, side)["notes"]]
+    return [line for side in SIDES for line in
+            [*_runs(side, side_of(job, side)),
+             *(f"- {side}: {note}" for note in side_of(job, side)["notes"])]]
 
 
 @dataclass(frozen=True)
@@ -148,7 +167,9 @@ class Section:
 # What the series changed, then (after the arch divergence) what is not blamed on it.
 FINDINGS = (
     Section("Regressions", lambda j: [_finding(f) for f in j["regressions"]],
-            "PASS on base, FAIL patched; or the series broke the build."),
+            "A check that held on base fails patched (FAIL; SKIP: lost coverage), a new test "
+            "fails, or the series broke the build or the boot; failures confirmed by a retry "
+            "on a fresh VM."),
     Section("Fixes", lambda j: [_finding(f) for f in j["fixes"]]),
     Section("Archive changes", _archive),
     Section("Structure layouts", _layouts,
@@ -160,6 +181,9 @@ FINDINGS = (
 )
 CAVEATS = (
     Section("New and removed tests", lambda j: [_finding(f) for f in j["new"] + j["removed"]]),
+    Section("Flaky", lambda j: [_finding(f) for f in j["flaky"]],
+            "Failed once on the patched side, then not on a retry (a fresh VM, the same "
+            "build): both outcomes shown; not blamed on the series, not clean either."),
     Section("Infrastructure errors", lambda j: [_finding(f) for f in j["infra_errors"]],
             "Not blamed on the series: ERRORs of fixtures, boots, missing results."),
     Section("Base broken",
@@ -225,11 +249,13 @@ def markdown(report: ReportDoc) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out_dir: Path, report: ReportDoc) -> tuple[Path, Path, Path]:
-    """report.json, report.md and kcidb.json in ``out_dir`` (made if missing)."""
+def write_outputs(out_dir: Path, report: ReportDoc) -> tuple[Path, Path, Path, Path]:
+    """report.json, report.md, kcidb.json and junit.xml in ``out_dir`` (made if missing)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = out_dir / JSON_NAME, out_dir / MARKDOWN_NAME, out_dir / KCIDB_NAME
+    paths = (out_dir / JSON_NAME, out_dir / MARKDOWN_NAME, out_dir / KCIDB_NAME,
+             out_dir / JUNIT_NAME)
     paths[0].write_text(json.dumps(report, indent=1) + "\n")
     paths[1].write_text(markdown(report))
     paths[2].write_text(json.dumps(kcidb_document(report), indent=1) + "\n")
+    paths[3].write_text(junit_document(report))
     return paths

@@ -8,14 +8,23 @@ and copies of the build's archive and .config (a later build of the same key wou
 the cache's; the comparison must read what this side built).
 
 The side's status comes from what is on disk afterwards, not from pytest's exit status
-(which is 1 for a failing test and for a failed build alike):
+(which is 1 for a failing test and for a failed build alike; it is kept with the side, and
+compare.py reads it for a run that collected nothing or stopped):
 
 - build-failed: no build.json where ensure_build puts this key, and a test ERRORed;
-- boot-failed: the build is there, every test that ran ERRORed, and results.json has no
-  boot record for the target (the guest_boot fixture records one when a VM came up);
+- boot-failed: the build is there, results.json has no boot record for the target (the
+  guest_boot fixture records one when a VM came up), and a test says the target's boot
+  failed (plugin.boots.BootFailed: an ERROR when the VM never came up, the kernel's FAIL
+  when it reported at boot) or every test that ran ERRORed;
 - ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
   and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
   fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
+
+Two more runs may follow on the patched side, each its own pytest run with the checkout
+unchanged, so the build is the cached one and costs nothing but a boot: the whole side again
+when its boot failed without a word from the kernel (its first run kept in
+<out>/<side>-first-run/<arch>-<variant>/), then the suspect tests alone, by node id, into
+<side>/<arch>-<variant>/retry/ (compare.py says which, and what their second outcome means).
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -192,12 +201,14 @@ def _pump(stream: IO[str], log: IO[str], label: str, say: Say) -> None:
 
 
 def run_suite(argv: Sequence[str], log: Path, label: str, say: Say,
-              timeout: float = SIDE_TIMEOUT) -> int:
+              timeout: float = SIDE_TIMEOUT, env: Mapping[str, str] | None = None) -> int:
     """Run ``argv`` (here: every path in it is absolute), its output (stdout and stderr,
-    merged: one pipe cannot deadlock) into ``log``, progress lines to ``say``. Its own process
-    group, so a timeout or an interrupt ends pytest, make and QEMU together."""
+    merged: one pipe cannot deadlock) into ``log``, progress lines to ``say``; ``env`` is
+    added to this process's environment. Its own process group, so a timeout or an
+    interrupt ends pytest, make and QEMU together. pytest's exit status (negative: the
+    signal that ended it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as sink:
         proc = subprocess.Popen(tuple(argv), env=env, text=True,
                                 errors="replace", stdout=subprocess.PIPE,
@@ -247,19 +258,25 @@ def booted(results_json: Path, target: str) -> bool:
     return any(isinstance(r, BootRecord) and r.target == target for r in records)
 
 
+def boot_failed(target: str) -> str:
+    """What plugin.boots.BootFailed says, for every test of a target whose boot failed."""
+    return f"the boot of {target} failed"
+
+
 def side_status(build: Path | None, junit: Path, results_json: Path,
                 target: str) -> tuple[SideStatus, str]:
     """(status, message) of one side from its files (module docstring has the rules)."""
-    tests = _read_tests(junit)
-    errors = [t for t in tests.values() if t.outcome == Outcome.ERROR]
+    tests = sorted(_read_tests(junit).values(), key=lambda t: t.nodeid)
+    errors = [t for t in tests if t.outcome == Outcome.ERROR]
     first = errors[0].message if errors else ""
     if build is None or not (build / "build.json").is_file():
         if not errors or "PatchFailed" in first:
             return SideStatus.OK, ""
         return SideStatus.BUILD_FAILED, first
-    ran = [t for t in tests.values() if t.outcome != Outcome.SKIP]
-    if ran and len(errors) == len(ran) and not booted(results_json, target):
-        return SideStatus.BOOT_FAILED, first
+    ran = [t for t in tests if t.outcome != Outcome.SKIP]
+    said = [t for t in ran if boot_failed(target) in t.message]
+    if ran and (said or len(errors) == len(ran)) and not booted(results_json, target):
+        return SideStatus.BOOT_FAILED, (said or errors)[0].message
     return SideStatus.OK, ""
 
 
@@ -273,13 +290,18 @@ class SideRun:
     paths: SidePaths
     archive: Path | None  # the copies in paths.dir
     config: Path | None
+    exit_status: int | None = None  # pytest's
+    retry: sides.Retry | None = None  # the suspect tests' second run (retry_tests)
+    rerun_after: str = ""  # the first run's failed boot, when the side was run again
 
     def load(self) -> sides.SideResult:
         results = self.paths.results_json
         return sides.load_side(self.job.arch, self.job.variant, status=self.status,
                                message=self.message, junit=self.paths.junit,
                                results_json=results if results.is_file() else None,
-                               archive=self.archive, config=self.config)
+                               archive=self.archive, config=self.config,
+                               exit_status=self.exit_status, retry=self.retry,
+                               rerun_after=self.rerun_after)
 
 
 def copy_outputs(build: Path | None, paths: SidePaths) -> tuple[Path | None, Path | None]:
@@ -296,7 +318,7 @@ def copy_outputs(build: Path | None, paths: SidePaths) -> tuple[Path | None, Pat
 
 
 def run_side(clone: Path, side: str, job: Target, opts: SuiteOptions, out: Path,
-             say: Say) -> SideRun:
+             say: Say, env: Mapping[str, str] | None = None) -> SideRun:
     """Run the suite for one side of one job on the clone as it is checked out, then read
     what it left. Call it with the side's commit checked out, and check out nothing else
     until it returns: the build's key is the checkout's identity."""
@@ -305,9 +327,58 @@ def run_side(clone: Path, side: str, job: Target, opts: SuiteOptions, out: Path,
     paths.dir.mkdir(parents=True)
     label = f"{side} {job.id}"
     say(f"{label}: running the suite, log {paths.log}")
-    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say)
+    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say, env=env)
     build = build_dir(opts.cache_dir, clone, job)
     status, message = side_status(build, paths.junit, paths.results_json, job.id)
     archive, config = copy_outputs(build, paths)
     say(f"{label}: {status} (pytest exit {rc})" + (f": {message[:200]}" if message else ""))
-    return SideRun(job, status, message, paths, archive, config)
+    return SideRun(job, status, message, paths, archive, config, rc)
+
+
+def first_run_dir(out: Path, side: str, job: Target) -> Path:
+    """Where a side's first run is kept when the side is run again."""
+    return out / f"{side}-first-run" / job.id
+
+
+def rerun_side(clone: Path, side: str, first: SideRun, opts: SuiteOptions, out: Path,
+               say: Say, env: Mapping[str, str] | None = None) -> SideRun:
+    """The side once more, its first run moved aside (first_run_dir): for a boot that
+    failed with no kernel report (compare.needs_rerun)."""
+    keep = first_run_dir(out, side, first.job)
+    shutil.rmtree(keep, ignore_errors=True)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(first.paths.dir, keep)
+    say(f"{side} {first.job.id}: the boot failed with no kernel report; running the side "
+        f"again (first run kept in {keep})")
+    again = run_side(clone, side, first.job, opts, out, say, env)
+    return replace(again, rerun_after=first.message or first.status)
+
+
+def retry_paths(paths: SidePaths) -> SidePaths:
+    return SidePaths(paths.dir / "retry")
+
+
+def retry_command(clone: Path, job: Target, opts: SuiteOptions, paths: SidePaths,
+                  nodeids: Sequence[str]) -> tuple[str, ...]:
+    """The side's command on ``nodeids`` alone (each the suite's node id, relative to its
+    parent directory, pytest's rootdir there) instead of the whole suite."""
+    suite = vmsuite.suite_dir()
+    full = pytest_command(clone, job, opts, paths)
+    at = full.index(str(suite))
+    return (*full[:at], *(str(suite.parent / n) for n in nodeids), *full[at + 1:])
+
+
+def retry_tests(clone: Path, side: str, run: SideRun, nodeids: Sequence[str],
+                opts: SuiteOptions, say: Say, env: Mapping[str, str] | None = None) -> SideRun:
+    """Run ``nodeids`` once more (a fresh VM, the same build) into <side dir>/retry/."""
+    paths = retry_paths(run.paths)
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    paths.dir.mkdir(parents=True)
+    label = f"{side} {run.job.id} retry"
+    say(f"{label}: {len(nodeids)} tests once more, log {paths.log}")
+    rc = run_suite(retry_command(clone, run.job, opts, paths, nodeids), paths.log, label, say,
+                   env=env)
+    retry = sides.load_retry(nodeids, paths.junit, rc)
+    say(f"{label}: pytest exit {rc}; " + ", ".join(
+        f"{n}: {retry.tests[n].outcome if n in retry.tests else 'no result'}" for n in nodeids))
+    return replace(run, retry=retry)

@@ -39,26 +39,36 @@ class SideStatus(StrEnum):
 class Outcome(StrEnum):
     """A test's outcome. pytest writes <failure> for a failed test body and <error> for a
     failed setup or teardown (a fixture: for this suite, a build or a VM that did not come
-    up). The values are what report.json and report.md say."""
+    up); an expected failure as <skipped type="pytest.xfail">, and a strict xfail that passed
+    as a <failure> "[XPASS(strict)] ..." (a non-strict XPASS is written as a plain pass, so it
+    reads as one). The values are what report.json and report.md say."""
 
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
+    XFAIL = "xfail"
+    XPASS = "xpass"
 
 
 # When pytest writes two <testcase> for one test (a failed call, then a teardown error), the
 # test keeps the outcome that says most about the kernel: the failure of its own body.
-_PRECEDENCE = {Outcome.FAIL: 3, Outcome.ERROR: 2, Outcome.PASS: 1, Outcome.SKIP: 0}
+_PRECEDENCE = {Outcome.FAIL: 5, Outcome.XPASS: 4, Outcome.ERROR: 3, Outcome.XFAIL: 2,
+               Outcome.PASS: 1, Outcome.SKIP: 0}
 # An <error> that is the kernel's (kernellog.KernelReported: a BUG/WARNING/panic while booting
-# or in a fixture) is a FAIL here: a series that makes the kernel warn at boot regressed.
+# or in a fixture) is a FAIL here: a series that makes the kernel warn at boot regressed. The
+# plugin writes such a fault as a <failure> whose message starts with KERNEL_PREFIX; older
+# runs wrote it as an <error>, which still reads as a FAIL.
 KERNEL_ERROR = "KernelReported: kernel reported"
+KERNEL_PREFIX = "kernel: "
+XPASS_STRICT = "[XPASS(strict)]"  # pytest's message of a strict xfail that passed
 # How the plugin quotes the kernel's reports in a failure or error message
 # (kernellog.Scan.describe): this, the phase, then each report, headline first.
 KERNEL_REPORTED = "kernel reported during "
 MAX_REPORTS = 10  # per test: a warning storm repeats itself
 # pytest's message of a set-up or teardown error: failed on setup with "<exception>"
-_WRAPPED = re.compile(r'failed on \w+ with "(.*)"', re.S)
+# (its closing quote missing from a first line, or from a message pytest cut short).
+_WRAPPED = re.compile(r'failed on \w+ with "(.*?)"?', re.S)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,16 @@ class TestCase:
     outcome: Outcome
     message: str = ""  # first line of the failure, error or skip message
     kernel: tuple[str, ...] = ()  # the kernel's reports the message quotes, headline first
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The second pytest run of a side's suspect tests (compare.retry_candidates), on a fresh
+    VM and the same build: their outcomes there, by node id, and that run's exit status."""
+
+    asked: tuple[str, ...]  # the node ids re-run
+    tests: Mapping[str, TestCase] = field(default_factory=dict)
+    exit_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,11 @@ class SideResult:
     config: Path | None = None  # the build's .config; None when the build failed
     timing: tuple[dict[str, Any], ...] = ()  # compile-timing documents (timing/results.py)
     notes: tuple[str, ...] = ()  # what the loader could not read and did without
+    exit_status: int | None = None  # pytest's (run_suite's return); None: not known
+    retry: Retry | None = None  # the re-run of the side's suspect tests, if any
+    # Why the side's first run was thrown away and the side run again: its boot failed with
+    # no kernel report (compare.needs_rerun); "" when the side ran once.
+    rerun_after: str = ""
 
     @property
     def target(self) -> str:
@@ -107,24 +132,43 @@ def kernel_reports(message: str) -> tuple[str, ...]:
     """The BUG/WARNING/Oops/panic reports a failure or error message quotes, each as its
     lines; only after the plugin's "kernel reported during", so a test that merely talks
     about a WARNING is not taken for the kernel's."""
-    wrapped = _WRAPPED.fullmatch(message)
-    _, marker, quoted = (wrapped.group(1) if wrapped else message).partition(KERNEL_REPORTED)
+    _, marker, quoted = unwrapped(message).partition(KERNEL_REPORTED)
     if not marker:
         return ()
     return tuple(str(r) for r in find_reports(quoted)[:MAX_REPORTS])
 
 
+def unwrapped(message: str) -> str:
+    """A set-up or teardown error's message without pytest's 'failed on setup with "..."'."""
+    wrapped = _WRAPPED.fullmatch(message)
+    return wrapped.group(1) if wrapped else message
+
+
+def is_kernels(message: str) -> bool:
+    """A failure or error message that is the kernel's fault (the plugin's forms, new and
+    old), not the harness's or the host's."""
+    return unwrapped(message).startswith(KERNEL_PREFIX) or KERNEL_ERROR in message
+
+
+def _outcome(tag: str, child: ET.Element) -> Outcome:
+    said = f"{child.get('message') or ''}\n{child.text or ''}"
+    if tag == "skipped":
+        return Outcome.XFAIL if child.get("type") == "pytest.xfail" else Outcome.SKIP
+    if tag == "failure":
+        return Outcome.XPASS if said.startswith(XPASS_STRICT) else Outcome.FAIL
+    kernels = is_kernels(child.get("message") or "") or KERNEL_ERROR in said
+    return Outcome.FAIL if kernels else Outcome.ERROR  # the kernel's, however it is said
+
+
 def _case(element: ET.Element) -> TestCase:
     ident = nodeid(element.get("classname", ""), element.get("name", ""), element.get("file"))
-    for tag, outcome in (("failure", Outcome.FAIL), ("error", Outcome.ERROR),
-                         ("skipped", Outcome.SKIP)):
+    for tag in ("failure", "error", "skipped"):
         child = element.find(tag)
         if child is not None:
+            outcome = _outcome(tag, child)
             message = first_line(child.get("message")) or first_line(child.text)
-            said = f"{child.get('message')}\n{child.text}"
-            if outcome == Outcome.ERROR and KERNEL_ERROR in said:
-                outcome = Outcome.FAIL
-            kernel = kernel_reports(child.get("message") or "") if outcome != Outcome.SKIP else ()
+            judged = outcome in (Outcome.FAIL, Outcome.ERROR)
+            kernel = kernel_reports(child.get("message") or "") if judged else ()
             return TestCase(ident, outcome, message, kernel)
     return TestCase(ident, Outcome.PASS)
 
@@ -189,10 +233,18 @@ def _read_timing(paths: Sequence[Path]) -> tuple[tuple[dict[str, Any], ...], lis
     return tuple(docs), notes
 
 
+def load_retry(asked: Sequence[str], junit: Path, exit_status: int | None) -> Retry:
+    """The retry run's outcomes of the tests it was asked to re-run (none when its JUnit file
+    is missing or unreadable: compare.py then keeps the first run's outcome)."""
+    tests, _ = _read_junit(junit)
+    return Retry(tuple(asked), {k: v for k, v in tests.items() if k in asked}, exit_status)
+
+
 def load_side(arch: str, variant: str, *, status: SideStatus = SideStatus.OK,
               message: str = "", junit: Path | None = None, results_json: Path | None = None,
               archive: Path | None = None, config: Path | None = None,
-              timing: Sequence[Path] | None = None) -> SideResult:
+              timing: Sequence[Path] | None = None, exit_status: int | None = None,
+              retry: Retry | None = None, rerun_after: str = "") -> SideResult:
     """Read one side from its files. ``timing`` None means: the documents that results.json's
     timing records name. A side said to be "ok" without a readable JUnit file becomes
     "no-results" (pytest did not finish); a failed build or boot keeps its own status."""
@@ -207,7 +259,8 @@ def load_side(arch: str, variant: str, *, status: SideStatus = SideStatus.OK,
                (("archive", archive), ("config", config))
                if path is not None and _existing(path) is None]
     side = SideResult(arch, variant, status, message, tests, records, _existing(archive),
-                      _existing(config), docs, (*notes, *timing_notes, *missing))
+                      _existing(config), docs, (*notes, *timing_notes, *missing),
+                      exit_status, retry, rerun_after)
     if why and status == SideStatus.OK:
         return replace(side, status=SideStatus.NO_RESULTS, message=why)
     return side

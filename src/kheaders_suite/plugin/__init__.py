@@ -9,6 +9,7 @@
     outcomes  kernel failures against infrastructure errors, and the exit status
     junit     an infrastructure fault in a test body written as <error>, not <failure>
     prefetch  a foreign arch's root filesystem built while its kernel builds
+    faults    faults injected on request (KHEADERS_SUITE_FAULT), to exercise the harness
 """
 
 pytest_plugins = (
@@ -17,4 +18,5 @@ pytest_plugins = (
     "kheaders_suite.plugin.phases",
     "kheaders_suite.plugin.outcomes",
     "kheaders_suite.plugin.junit",
+    "kheaders_suite.plugin.faults",
 )
