@@ -261,3 +261,25 @@ def test_a_patch_that_breaks_kheaders_init_is_a_regression(
     text = regression_text(report, markdown)
     for words in said:
         assert words in text, f"{words!r} not in the regressions\n{markdown}"
+
+
+@pytest.mark.slow
+def test_qemu_killed_once_on_the_patched_side_is_retried_not_blamed(
+        e2e_tree: Path, suite_settings: Settings, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The harmless series with the patched side's QEMU killed once (the suite's own fault
+    hook, plugin/faults.py): the ERROR is re-run on a fresh VM, passes, and the report says
+    flaky with both outcomes, exit 0."""
+    path, comment = HARMLESS
+    commit_edit(e2e_tree, "e2e-harmless", path, lambda text: text + comment,
+                "init: a comment")
+    fault = f"kill-qemu-once:{tmp_path / 'fault-state'}"
+    rc, report, markdown = kheaders_ci(
+        e2e_tree, ["--range", f"{BASE_TAG}..e2e-harmless", "--patched-fault", fault],
+        tmp_path / "out", suite_settings, capsys)
+    assert (tmp_path / "fault-state").exists(), "the fault was never injected"
+    assert rc == 0, markdown
+    job = report["jobs"][0]
+    assert job["regressions"] == [], markdown
+    assert job["flaky"], markdown
+    assert "### Flaky" in markdown
