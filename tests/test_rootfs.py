@@ -86,7 +86,8 @@ def test_native_scripts_build_keeps_the_emulation_check() -> None:
 
 def test_package_list_covers_what_the_guest_needs() -> None:
     for pkg in ("bash", "busybox-static", "openssh-server", "openssh-sftp-server", "kmod", "tar",
-                "xz-utils", "gcc", "libc6-dev", "python3", "perl", "iproute2", "util-linux"):
+                "xz-utils", "gcc", "libc6-dev", "python3", "perl", "iproute2", "util-linux",
+                "python3-bpfcc", "clang-14"):  # the archive's consumers: bcc and its clang
         assert pkg in rootfs.PACKAGES
 
 

@@ -92,11 +92,27 @@ def test_gcc_command_line_is_bcc_like() -> None:
     assert argv[-3:] == ("/s/a.c", "-o", "/o/a.o")
 
 
-def test_clang_targets_bpf_with_the_same_tree() -> None:
+def test_clang_bpf_is_bccs_front_end_for_the_machines_own_triple() -> None:
     argv = workload.fill(workload.clang_bpf_template("arm64"), "/r", "a.c", "a.o")
-    assert argv[:3] == ("clang", "-target", "bpf")
+    assert argv[0] == "clang-14"  # the LLVM bcc 0.26 links (libclang1-14 beside it)
+    assert not any(a.lstrip("-").startswith("target") for a in argv)
+    assert {"-emit-llvm", "-D__BPF_TRACING__", "-fno-jump-tables"} <= set(argv)
     assert "-I/r/arch/arm64/include/generated/uapi" in argv
-    assert set(workload.templates("x86")) == {"gcc", "clang-bpf"}
+    assert "-Wno-duplicate-decl-specifier" not in argv
+    x86 = workload.clang_bpf_template("x86")
+    assert {"-Wno-duplicate-decl-specifier", "-fcf-protection"} <= set(x86)
+    assert set(workload.templates("x86")) == {"gcc", workload.CLANG_BPF}
+
+
+def test_clang_bpf_points_reduced_and_full() -> None:
+    reduced, full = sweep.plan_for("reduced", 2), sweep.plan_for("full", 2)
+    assert reduced.clang_bpf == (("per-invocation", 1), ("extract-once", 1))
+    assert full.clang_bpf == full.points()
+    cfg = sweep.guest_config(reduced, workdir="/w", archive="/a.tar.xz", preinstalled="/p",
+                             sources=("/s/x.c",), srcarch="x86")
+    assert cfg["points"][workload.CLANG_BPF] == [["per-invocation", 1], ["extract-once", 1]]
+    without = sweep.SweepPlan(**{**reduced.__dict__, "clang_bpf": ()})
+    assert reduced.compiles() == without.compiles() + reduced.reps * 2 * len(reduced.files)
 
 
 def test_guest_config_is_plain_json() -> None:
@@ -365,6 +381,53 @@ def test_compilebench_runs_every_strategy_and_prints_raw_samples(tmp_path: Path)
                                 guest_cpus=2, online_cpus=1, plan=plan, archive="a",
                                 preinstalled="p"))
     assert results.validate(doc) == []
+
+
+def _small_plan(src: Path, clang_bpf: tuple[tuple[str, int], ...] = ()) -> sweep.SweepPlan:
+    return sweep.SweepPlan(sweep="reduced", ns=(1,), reps=1, warmup=0, warmup_ns=(),
+                           extract_reps=1, files=(src,), clang_bpf=clang_bpf)
+
+
+def _bench_config(tmp_path: Path, plan: sweep.SweepPlan) -> dict[str, Any]:
+    archive = _synthetic_archive(tmp_path / "k.tar.xz")
+    tree = preinstalled.extract(archive, tmp_path / "pre")
+    return sweep.guest_config(plan, workdir=str(tmp_path / "work"), archive=str(archive),
+                              preinstalled=str(tree), sources=tuple(map(str, plan.files)),
+                              srcarch="x86")
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("xz") is None,
+                    reason="needs gcc and xz")
+def test_compilebench_keeps_a_second_compilers_failure(tmp_path: Path) -> None:
+    """A compiler other than gcc that fails against the archive is a failure, not a skip."""
+    src = tmp_path / "prog.c"
+    src.write_text(WORKLOAD_SNIPPET)
+    cfg = _bench_config(tmp_path, _small_plan(src, (("extract-once", 1),)))
+    # a real compile error: gcc standing in for clang, the archive lacking a header it needs
+    cfg["compilers"][workload.CLANG_BPF] = ["gcc", "-c", "-include", "{root}/no/such.h",
+                                            "{src}", "-o", "{out}"]
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    raw = run_bench(tmp_path, tmp_path / "cfg.json")
+    assert [(f["compiler"], f["strategy"], f["step"].split(":")[0])
+            for f in raw["failures"]] == [(workload.CLANG_BPF, "probe", "compile")]
+    assert "no/such.h" in raw["failures"][0]["stderr"]
+    assert workload.CLANG_BPF not in raw["environment"]["compiler_versions"]
+    assert {p["compiler"] for p in raw["points"]} == {"gcc"}
+
+
+@pytest.mark.skipif(shutil.which("clang-14") is None or shutil.which("xz") is None,
+                    reason="needs clang-14 (ci/setup) and xz")
+def test_compilebench_times_clang_bpf(tmp_path: Path) -> None:
+    src = tmp_path / "prog.c"
+    src.write_text(WORKLOAD_SNIPPET)
+    plan = _small_plan(src, sweep.CLANG_BPF_REDUCED)
+    (tmp_path / "cfg.json").write_text(json.dumps(_bench_config(tmp_path, plan)))
+    raw = run_bench(tmp_path, tmp_path / "cfg.json")
+    assert raw["failures"] == [], raw["failures"]
+    assert raw["environment"]["compiler_versions"][workload.CLANG_BPF].startswith(
+        "Debian clang version 14")
+    got = {(p["strategy"], p["n"]) for p in raw["points"] if p["compiler"] == workload.CLANG_BPF}
+    assert got == set(plan.clang_bpf)
 
 
 # --- the claims the timing vmtests make ------------------------------------------------------

@@ -22,7 +22,7 @@ from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.report.results import TimingRecord
-from kheaders_suite.timing import claims, plot, results, runner, summary, sweep
+from kheaders_suite.timing import claims, plot, results, runner, summary, sweep, workload
 
 pytestmark = pytest.mark.timing
 # One sweep at a time on this host (xdist workers, other sessions): two TCG guests compiling
@@ -65,6 +65,8 @@ def compile_sweep(target: Target, guest_boot: BootState, kernel_build: KernelBui
 def test_every_compile_succeeded(compile_sweep: SweepOutcome) -> None:
     doc = compile_sweep.doc
     assert "gcc" in doc["compilers"], doc["compilers_skipped"]
+    # bcc's compiler is in both guests too (ci/setup, rootfs.PACKAGES)
+    assert workload.CLANG_BPF in doc["compilers"], doc["compilers_skipped"]
     # libclang is in both guests (ci/setup, rootfs.PACKAGES): the in-memory strategy must run
     if compile_sweep.plan.frontend:
         assert sweep.FRONTEND in doc["compilers"], doc["compilers_skipped"]
@@ -87,6 +89,8 @@ def test_result_file_complete_and_valid(compile_sweep: SweepOutcome) -> None:
     assert compile_sweep.path.with_suffix(".png").stat().st_size > 0
     clang = {(p["strategy"], p["n"]) for p in doc["points"] if p["compiler"] == sweep.FRONTEND}
     assert clang == set(plan.frontend)
+    bpf = {(p["strategy"], p["n"]) for p in doc["points"] if p["compiler"] == workload.CLANG_BPF}
+    assert bpf == set(plan.clang_bpf)
 
 
 def test_headers_in_memory_compared_with_tmpfs_and_the_shared_tree(

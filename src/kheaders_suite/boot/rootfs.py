@@ -30,6 +30,11 @@ Measured on this host (2 cores, Debian 12, deb.debian.org), for PACKAGES below:
              (87 s user + 21 s sys: dpkg and the maintainer scripts under qemu-user);
              360 MB on disk (426 MB before the path-excludes).
     EXTRACT  10 s, 344 MB.
+    The same host on 2026-12-07 (2-core AMD EPYC, base commit 4ce386b), SCRIPTS with
+    python3-bpfcc and clang-14 added (10 more packages: libbpfcc, libclang-cpp14,
+    libclang-common-14-dev, libstdc++-12-dev, ...; libllvm14 came with libclang1-14
+    already): 183 s wall at load ~2-4, 660 MB (555 MB for the list without them, built
+    in 247 s at another load: the build time is the host's noise, the size is +105 MB).
 Both trees boot the arm64 6.12 kernel to SSH in ~30-40 s under TCG (details in
 arches/arm64.py), and run gcc, python3, perl, tar and xz.
 
@@ -90,6 +95,9 @@ PACKAGES: tuple[str, ...] = (
     # its pure-Python binding, python3-clang, is sent from the host: as a package it would
     # pull libclang-14-dev, static libraries and all)
     "libclang1-14",
+    # the archive's real consumers (vmtests/test_bcc.py, the sweep's clang-bpf workload):
+    # bcc, which links LLVM 14 itself, and the clang 14 it builds on as a compiler driver
+    "python3-bpfcc", "clang-14",
 )
 # EXTRACT unpacks only what is named and its dependencies: name the Essential:yes set too
 # (dash for /bin/sh, base-passwd, mawk via base-files, ...), as an apt pattern.

@@ -13,6 +13,9 @@ decompress-on-every-run claim compares), and the parse-only comparison (frontend
 at N=1 for headers in memory (only those the program uses) against tmpfs; measured on x86_64
 under TCG, the libclang part of a reduced sweep with every source and N=1 too took ~7.5 min,
 this one ~4.5.
+clang-bpf (bcc's compiler, workload.clang_bpf_template), reduced: N=1 per-invocation and
+extract-once, a compile after an extraction and a compile against an extracted tree, which
+are what bcc's cold and warm runs do; full: every point gcc runs.
 full: every power of two up to 2 x vCPUs (and 2 x vCPUs itself), a warm-up round at every N,
 5 measured rounds, every workload file in each job; libclang at every strategy and N, the
 parse-only comparison at every N.
@@ -34,6 +37,7 @@ STRATEGIES = ("extract-once", "per-invocation", "pre-installed")
 # "in-memory" decompresses the archive into the compiler's memory on every run.
 FRONTEND = "libclang"
 FRONTEND_STRATEGIES = ("in-memory", *STRATEGIES)
+CLANG_BPF_REDUCED = (("per-invocation", 1), ("extract-once", 1))
 # frontend.py's SOURCES; the reduced sweep (CI) keeps the pair its claim compares most sharply
 RESIDENT_SOURCES = ("memory", "memory-used", "tmpfs", "shared")
 RESIDENT_REDUCED = ("memory-used", "tmpfs")
@@ -56,18 +60,18 @@ class SweepPlan:
     strategies: tuple[str, ...] = STRATEGIES
     skip: tuple[tuple[str, int], ...] = ()  # (strategy, N) points not run
     frontend: tuple[tuple[str, int], ...] = ()  # (strategy, N) points of libclang
+    clang_bpf: tuple[tuple[str, int], ...] = ()  # (strategy, N) points of clang-bpf
     resident_ns: tuple[int, ...] = ()  # N of the headers-already-in-memory comparison
     resident_sources: tuple[str, ...] = RESIDENT_SOURCES  # where its headers come from
 
     def points(self) -> tuple[tuple[str, int], ...]:
         """(strategy, N) of every measured point."""
-        return tuple((s, n) for n in self.ns for s in self.strategies
-                     if (s, n) not in self.skip)
+        return grid(self.ns, self.strategies, self.skip)
 
     def compiles(self) -> int:
-        """Compiler runs in the whole sweep (one compiler), for time bounds."""
+        """Compiler runs in the whole sweep, for time bounds."""
         warm = self.warmup * sum(self.warmup_ns) * (len(self.strategies) + 3)
-        measured = sum(n for _, n in (*self.points(), *self.frontend))
+        measured = sum(n for _, n in (*self.points(), *self.frontend, *self.clang_bpf))
         return (warm + self.reps * measured) * len(self.files)
 
     def resident_parses(self) -> int:
@@ -75,6 +79,12 @@ class SweepPlan:
         one to find the headers a program uses)."""
         rounds = self.warmup * sum(self.warmup_ns) + self.reps * sum(self.resident_ns)
         return (len(self.resident_sources) * rounds + 1) * len(self.files)
+
+
+def grid(ns: tuple[int, ...], strategies: tuple[str, ...],
+         skip: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """(strategy, N) for every N and strategy, in that order, but those in ``skip``."""
+    return tuple((s, n) for n in ns for s in strategies if (s, n) not in skip)
 
 
 def parallelism(cpus: int, full: bool) -> tuple[int, ...]:
@@ -111,6 +121,7 @@ def plan_for(sweep: str, cpus: int, frontend: bool = True) -> SweepPlan:
     return SweepPlan(sweep=sweep, ns=ns, reps=5 if full else 3, warmup=1,
                      warmup_ns=ns if full else (1,), extract_reps=5 if full else 3,
                      files=workload.sources(sweep), skip=skip,
+                     clang_bpf=grid(ns, STRATEGIES, skip) if full else CLANG_BPF_REDUCED,
                      frontend=frontend_points(ns, full) if frontend else (),
                      resident_ns=(ns if full else (1,)) if frontend else (),
                      resident_sources=RESIDENT_SOURCES if full else RESIDENT_REDUCED)
@@ -123,7 +134,8 @@ def guest_config(plan: SweepPlan, *, workdir: str, archive: str, preinstalled: s
     path of frontend.py (no libclang points without it); its clang arguments sit beside it
     in clang-args.json (frontend_args)."""
     compilers = {k: list(v) for k, v in workload.templates(srcarch, headers_root).items()}
-    extra: dict[str, Any] = {"points": {}, "in_memory": {}}
+    extra: dict[str, Any] = {"points": {workload.CLANG_BPF: [list(p) for p in plan.clang_bpf]},
+                             "in_memory": {}}
     with_frontend = bool(frontend and plan.frontend)
     if with_frontend:
         args = f"{frontend.rpartition('/')[0]}/clang-args.json"
