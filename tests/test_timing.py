@@ -108,6 +108,7 @@ def test_clang_bpf_points_reduced_and_full() -> None:
     reduced, full = sweep.plan_for("reduced", 2), sweep.plan_for("full", 2)
     assert reduced.clang_bpf == (("per-invocation", 1), ("extract-once", 1))
     assert full.clang_bpf == full.points()
+    assert sweep.plan_for("reduced", 2, frontend=False).clang_bpf == ()  # --frontend-arch
     cfg = sweep.guest_config(reduced, workdir="/w", archive="/a.tar.xz", preinstalled="/p",
                              sources=("/s/x.c",), srcarch="x86")
     assert cfg["points"][workload.CLANG_BPF] == [["per-invocation", 1], ["extract-once", 1]]

@@ -106,9 +106,9 @@ def add_options(parser: pytest.Parser) -> None:
                          "DEBUG_ATOMIC_SLEEP to every build, in object trees of their own "
                          "(part of the build key); their reports fail the test they come from.")
     group.addoption("--frontend-arch", metavar="ARCHES", default="all",
-                    help="arches whose timing sweep also times clang's front end on the "
-                         "headers in memory (comma-separated, 'all' or 'none'; "
-                         "default all). CI's reduced sweep: x86_64.")
+                    help="arches whose timing sweep also times clang: its front end on the "
+                         "headers in memory and bcc's clang-bpf compile (comma-separated, "
+                         "'all' or 'none'; default all). CI's reduced sweep: x86_64.")
 
 
 def _arch_list(value: str | None) -> tuple[str, ...]:
