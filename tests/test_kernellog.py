@@ -4,6 +4,8 @@ unread, gaps counted, the console scanned from where the last read stopped once 
 from __future__ import annotations
 
 import base64
+import json
+import lzma
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,33 @@ def test_a_gap_the_console_cannot_fill_is_a_report_with_the_count() -> None:
 def test_console_timestamps_in_microseconds() -> None:
     assert console_usec("[   12.000345] x") == 12_000_345
     assert console_usec("no stamp") is None
+
+
+RECORDED_GAP = Path(__file__).parent / "data/kmsg-gap"
+FLOOD_WARN = "WARNING: CPU: 0 PID: 1 at flood.c:1 flood_test+0x0/0x1"
+
+
+def _recorded_gap() -> tuple[KernelLog, str, str]:
+    """tests/data/kmsg-gap/ (README.md there): the cursor, the kmsg read, the console."""
+    cursor = json.loads((RECORDED_GAP / "cursor.json").read_text())
+    kmsg, console = (lzma.decompress((RECORDED_GAP / f"{n}.xz").read_bytes()).decode()
+                     for n in ("kmsg.txt", "console.log"))
+    return KernelLog(last_seq=cursor["last_seq"], last_usec=cursor["last_usec"]), kmsg, console
+
+
+def test_a_recorded_gap_is_read_from_the_console() -> None:
+    log, kmsg, console = _recorded_gap()
+    scan = log.scan("test_flood", lambda: kmsg, console)
+    assert [r.headline for r in scan.reports] == [FLOOD_WARN]
+    assert (scan.lost, scan.recovered) == (307, 307)
+
+
+def test_a_recorded_gap_the_console_lacks_lines_of_fails_with_the_count() -> None:
+    """The same recording, the console without flood lines 0100-0199 (as a loglevel that
+    filtered them would leave it): the WARNING is still found, and the gap is a report."""
+    log, kmsg, console = _recorded_gap()
+    cut = "\n".join(line for line in console.splitlines() if "] flood 01" not in line)
+    scan = log.scan("test_flood", lambda: kmsg, cut)
+    assert [r.headline for r in scan.reports] == [
+        FLOOD_WARN, "kernel log incomplete: 307 messages were overwritten unread and the "
+        "console log has only 207 lines of that interval"]
