@@ -144,7 +144,7 @@ def test_compare_layouts_names_every_disagreement() -> None:
                                             "gone": Field(0, 4)}),
         "missing": StructLayout("missing", 8),
     }
-    result = compare_layouts(probe, btf)
+    result = compare_layouts(probe, btf, [("outer", ()), ("missing", ())])
     assert not result.ok
     assert result.details == [
         "struct missing: not in BTF",
@@ -154,7 +154,34 @@ def test_compare_layouts_names_every_disagreement() -> None:
         "outer.name: size 8 from the headers, 16 in BTF",
         "outer.gone: not in BTF",
     ]
-    assert not compare_layouts({}, btf).ok
+    assert not compare_layouts({}, btf, [("outer", ())]).ok
+
+
+def _missing(what: str) -> str:
+    return f"{what}: asked for, not in the probe's output"
+
+
+@pytest.mark.parametrize(("drop", "says"), [
+    pytest.param(r"@@kh", [_missing(f"struct {n}") for n, _ in PROBE_STRUCTS],
+                 id="nothing-parsed"),
+    pytest.param(r" sock[ .]", [_missing("struct sock")], id="one-struct-missing"),
+    pytest.param(r" sock\.sk_rcvbuf ", [_missing("sock.sk_rcvbuf")], id="one-field-missing"),
+    pytest.param(r"member task_struct\.",
+                 [_missing(f"task_struct.{m}") for _, ms in PROBE_STRUCTS[:1] for m in ms],
+                 id="struct-without-fields"),
+])
+def test_a_probe_that_measured_less_than_asked_fails(drop: str, says: list[str]) -> None:
+    """The probe's output with lines cut (a compile that stopped early, a parser that lost
+    lines): every struct and member asked for and not measured is named."""
+    full = {n: StructLayout(n, size, {p: Field(o * 8, sz) for p, (o, sz) in m.items()})
+            for n, (size, m) in PROBE_WANT.items()}
+    text = format_probe(full)
+    kept = "\n".join(line for line in text.splitlines() if not re.search(drop, line))
+    assert kept != text
+    result = compare_layouts(parse_probe(kept), parse_btf(sample_blob()), PROBE_STRUCTS)
+    assert not result.ok
+    assert result.details == says
+    assert "asked for" in result.render()
 
 
 def test_probe_text_round_trip() -> None:
@@ -228,7 +255,7 @@ def test_probe_agrees_with_pahole_btf(cc: str, tmp_path: Path) -> None:
     subprocess.run(("pahole", f"--btf_encode_detached={btf_file}", str(obj)), check=True,
                    timeout=60, capture_output=True)
     btf = parse_btf(btf_file.read_bytes())
-    compare_layouts(probe, btf).require()
+    compare_layouts(probe, btf, PROBE_STRUCTS).require()
     assert btf["sock_common"].members["skc_reuse"].bitfield_size == 4
     assert btf["task_struct"].members["sched_contributes_to_load"] == Field(193, None, 1)
 

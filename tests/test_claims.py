@@ -1,6 +1,7 @@
-"""The parallelism claim (claims.parallel_speedup) on two recorded sweeps from a 2-core host
+"""The parallelism claim (claims.parallel_speedup) and extract-once against per-invocation
+(claims.extract_once_vs_per_invocation) on two recorded sweeps from a 2-core host
 (tests/data/timing/: TCG, 2 online vCPUs, reduced sweep, no other guest) and on synthetic
-sweeps made from them by rewriting the extract-once N=2 samples."""
+sweeps made from them by rewriting extract-once samples."""
 
 from __future__ import annotations
 
@@ -90,3 +91,60 @@ def test_no_parallel_claim_with_one_vcpu() -> None:
     doc = _with_batches([2.0] * 3, online_cpus=1)
     assert claims.parallel_ns(doc) == []
     assert claims.parallel_speedup(doc) == []
+
+
+# --- extract-once against per-invocation -----------------------------------------------------
+
+def _scaled_once(factor: float, n: int = 4, name: str = "x86_64-sysfs",
+                 **overrides: Any) -> dict[str, Any]:
+    """The recorded sweep with extract-once's N=n samples ``factor`` times as long."""
+    doc = copy.deepcopy(_recorded(name))
+    point = _point(doc, n)
+    point["samples"] = [factor * s for s in point["samples"]]
+    doc.update(overrides)
+    assert results.validate(doc) == []
+    return doc
+
+
+def test_recorded_n4_is_more_jobs_than_vcpus() -> None:
+    """What the recorded sweeps pin: the per-invocation point beside N=1 is N=4 > 2 vCPUs,
+    where extract-once must be clearly faster."""
+    for name in RECORDED:
+        assert claims.per_invocation_ns(_recorded(name)) == [4]
+
+
+@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("factor", [
+    pytest.param(1.5, id="as-slow-as-per-invocation"),  # x86_64: 13.4-13.8 s vs 13.7-14.7 s
+    pytest.param(1.8, id="slower"),
+    pytest.param(3.0, id="far-slower"),
+])
+def test_extract_once_no_faster_than_per_invocation_is_a_violation(name: str,
+                                                                   factor: float) -> None:
+    problems = claims.extract_once_vs_per_invocation(_scaled_once(factor, name=name))
+    assert len(problems) == 1
+    assert problems[0].startswith("N=4 (2 vCPUs): extract-once ")
+
+
+def test_a_slower_round_within_noise_is_not_a_violation() -> None:
+    """One extract-once round 10% slower than recorded: still clearly faster."""
+    doc = copy.deepcopy(_recorded("x86_64-sysfs"))
+    _point(doc, 4)["samples"][0] *= 1.1
+    assert claims.extract_once_vs_per_invocation(doc) == []
+
+
+def test_totals_pair_each_round_with_its_own_extraction() -> None:
+    doc = _recorded("x86_64-sysfs")
+    assert claims.extract_once_totals(doc, [1.0, 2.0, 3.0]) == pytest.approx(
+        [1.0 + 1.8658, 2.0 + 1.8229, 3.0 + 1.8148])
+    assert claims.extract_once_totals(doc, [1.0, 2.0]) == pytest.approx(
+        [1.0 + 1.8229, 2.0 + 1.8229])  # counts differ: the median extraction
+
+
+def test_with_n_up_to_vcpus_only_clearly_slower_is_a_violation() -> None:
+    """With 4 online vCPUs the N=4 extractions can run side by side: as slow as
+    per-invocation is no violation, clearly slower is."""
+    assert claims.extract_once_vs_per_invocation(_scaled_once(1.5, online_cpus=4)) == []
+    slower = claims.extract_once_vs_per_invocation(_scaled_once(3.0, online_cpus=4))
+    assert len(slower) == 1
+    assert "REGRESSED" in slower[0]

@@ -18,7 +18,6 @@ import pytest
 from kheaders_suite.errors import UserError
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.timing import (
-    claims,
     compare,
     plot,
     preinstalled,
@@ -429,34 +428,3 @@ def test_compilebench_times_clang_bpf(tmp_path: Path) -> None:
         "Debian clang version 14")
     got = {(p["strategy"], p["n"]) for p in raw["points"] if p["compiler"] == workload.CLANG_BPF}
     assert got == set(plan.clang_bpf)
-
-
-# --- the claims the timing vmtests make ------------------------------------------------------
-
-def _scaled(doc: dict[str, Any], strategy: str, n: int, factor: float) -> dict[str, Any]:
-    for p in doc["points"]:
-        if p["strategy"] == strategy and p["n"] == n:
-            p["samples"] = [s * factor for s in p["samples"]]
-    return doc
-
-
-def test_claims_hold_on_a_plausible_sweep() -> None:
-    """_doc()'s costs grow linearly with N, as a serialized guest's would: the parallelism
-    claim is tested on recorded sweeps (tests/test_claims.py)."""
-    doc = _doc()
-    assert claims.per_invocation_ns(doc) == [4]  # N=2 has extract-once only (reduced)
-    assert claims.extract_once_vs_per_invocation(doc) == []
-
-
-def test_extract_once_clearly_slower_is_a_violation() -> None:
-    problems = claims.extract_once_vs_per_invocation(_scaled(_doc(), "extract-once", 4, 3.0))
-    assert len(problems) == 1
-    assert problems[0].startswith("N=4:")
-
-
-def test_overlapping_samples_are_noise_not_a_violation() -> None:
-    doc = _scaled(_doc(), "extract-once", 4, 1.9)  # 2.1 + 7.6..7.8 vs 8.4..8.6: overlap
-    for p in doc["points"]:
-        if p["strategy"] == "extract-once" and p["n"] == 4:
-            p["samples"][0] = 5.0
-    assert claims.extract_once_vs_per_invocation(doc) == []

@@ -70,16 +70,53 @@ def no_qemu_within(marker: str, seconds: float) -> list[int]:
     return qemus_with(marker)
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def parents() -> dict[int, int]:
+    """{pid: parent pid} of every process on the host."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(") ", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+        found[int(stat.parent.name)] = int(fields[1])
     return found
+
+
+def children(pid: int) -> list[int]:
+    return [child for child, parent in parents().items() if parent == pid]
+
+
+def descendants(pid: int) -> set[int]:
+    tree, found, todo = parents(), set(), [pid]
+    while todo:
+        here = todo.pop()
+        kids = {child for child, parent in tree.items() if parent == here} - found
+        found |= kids
+        todo += kids
+    return found
+
+
+def qemu_of(proc: subprocess.Popen[bytes], marker: str, log: Path) -> int:
+    """The QEMU of ``proc``'s boot: a descendant of the inner run with its memory size on the
+    command line, waited for while the run is alive."""
+    __tracebackhide__ = True
+    deadline = time.monotonic() + WAIT
+    while not (mine := set(qemus_with(marker)) & descendants(proc.pid)):
+        assert proc.poll() is None, \
+            f"the inner run ended (exit {proc.poll()}) before its QEMU started:\n" \
+            f"{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"the inner run started no QEMU in {WAIT:g} s"
+        time.sleep(0.2)
+    return min(mine)
+
+
+def running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def run_again(tmp_path: Path, target: Target, s: Settings) -> str:
@@ -96,19 +133,19 @@ def run_again(tmp_path: Path, target: Target, s: Settings) -> str:
 def test_ctrl_c_during_a_boot_leaves_nothing_behind(target: Target, kernel_build: KernelBuild,
                                                     suite_settings: Settings,
                                                     tmp_path: Path) -> None:
-    proc = start(tmp_path, target, suite_settings, "-n", "0")
-    wait_for(tmp_path / "out.log", ": booting ")
-    qemu_up = time.monotonic() + WAIT
-    while not qemus_with(memory(target.arch)) and time.monotonic() < qemu_up:
-        time.sleep(0.2)
-    time.sleep(1.0)  # the kernel boots: nothing answers SSH for seconds yet
     out = tmp_path / "out.log"
+    proc = start(tmp_path, target, suite_settings, "-n", "0")
+    wait_for(out, ": booting ")
+    qemu = qemu_of(proc, memory(target.arch), out)
+    time.sleep(1.0)  # the kernel boots: nothing answers SSH for seconds yet
     assert ": ready after " not in out.read_text(), "the boot ended before the Ctrl-C"
+    assert running(qemu), f"QEMU {qemu} of the boot is gone before the Ctrl-C"
     proc.send_signal(signal.SIGINT)
     code = proc.wait(timeout=120)
     assert code == pytest.ExitCode.INTERRUPTED, \
         f"exit {code} after a Ctrl-C during the boot; its output:\n{out.read_text()[-3000:]}"
     assert no_qemu_within(memory(target.arch), 15.0) == [], "QEMU outlived the Ctrl-C"
+    assert not running(qemu), f"QEMU {qemu} of the interrupted boot outlived the Ctrl-C"
     assert "1 passed" in run_again(tmp_path, target, suite_settings)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 
 import pytest
@@ -36,18 +37,32 @@ def test_file_follows_load_and_unload(guest: Guest, kernel_build: KernelBuild,
     assert guest.run(("test", "-e", path)).rc != 0, "still present after rmmod"
 
 
+def archive_digest(build: KernelBuild) -> str:
+    """sha256 of the build's own archive: what kheaders.ko was built to serve."""
+    assert build.archive is not None, "module variant built without a kheaders archive"
+    return hashlib.sha256(build.archive.read_bytes()).hexdigest()
+
+
 def test_load_unload_cycles_with_concurrent_readers(guest: Guest, kernel_build: KernelBuild,
                                                     variant: Variant) -> None:
+    """Every read returns the build's archive or fails cleanly, and reads did overlap
+    unloads: some were open while an rmmod ran, so the race was exercised, not avoided. How
+    many of those failed mid-read (ENODEV: opened while loaded, drained by the removal)
+    depends on the scheduling; it is in the failure message, not asserted (seen: 35 of
+    442 on x86_64 under TCG)."""
     guest.write_bytes("/tmp/modcycle.py", source("modcycle.py"))
     out = guest.expect(("python3", "/tmp/modcycle.py", modroot(guest, kernel_build), str(CYCLES),
-                        "3", variant.archive_path), "the load/unload cycles did not complete")
+                        "3", variant.archive_path, archive_digest(kernel_build)),
+                       "the load/unload cycles did not complete")
     result = json.loads(out.stdout)
+    reads = result["reads"]
     assert result["failures"] == []
     assert result["final_unload_rc"] == 0
     assert not result["present_after_unload"]
-    assert result["reads"].get("full_reads", 0) > 0
-    assert result["reads"].get("short_or_wrong", 0) == 0, result["reads"]
-    assert result["reads"].get("bad_errors", 0) == 0, result["reads"]
+    assert reads.get("full_reads", 0) > 0, reads
+    assert reads.get("short_or_wrong", 0) == 0, reads
+    assert reads.get("bad_errors", 0) == 0, reads
+    assert reads.get("raced", 0) > 0, f"no read was open while an rmmod ran: {reads}"
 
 
 def holdopen_problems(out: dict[str, object]) -> list[str]:

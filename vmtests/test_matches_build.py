@@ -19,6 +19,7 @@ from kheaders_suite.report.results import CheckRecord
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.steps import archive_present, served_archive
 from kheaders_suite.verify import (
+    DEFAULT_STRUCTS,
     CheckResult,
     cflags,
     check_archive,
@@ -81,7 +82,7 @@ def test_layouts_agree_with_btf(guest: Guest, guest_archive: bytes, kernel_build
                  "against the archive's headers")
     probed = parse_probe(guest.read_bytes("/tmp/probe.s").decode())
     btf = parse_btf(guest.read_bytes("/sys/kernel/btf/vmlinux"))
-    result = compare_layouts(probed, btf)
+    result = compare_layouts(probed, btf, DEFAULT_STRUCTS)
     recorder.add(CheckRecord(target=target_id(kernel_build.arch, kernel_build.variant),
                              check=result.name, ok=result.ok, summary=result.summary,
                              details=tuple(result.details[:50])))

@@ -26,7 +26,7 @@ from kheaders_suite.verify.result import CheckResult
 from kheaders_suite.verify.runner import check_archive
 from kheaders_suite.verify.strip import strip_comments
 from tests.synthetic.build import SyntheticBuild, make_synthetic_build, repacked
-from tests.synthetic.probe import synthetic_btf
+from tests.synthetic.probe import PROBE_STRUCTS, synthetic_btf
 from tests.synthetic.tarball import write_archive, write_tar
 
 Apply = Callable[[SyntheticBuild, Path], SyntheticBuild]
@@ -45,7 +45,8 @@ def run_checks(build: SyntheticBuild) -> list[CheckResult]:
     """Every check on a synthetic build: the archive ones, then probe against BTF."""
     results = check_archive(build.guest_archive, build.kernel_build(), build.uname_r,
                             version=build.version, mtime=build.mtime)
-    return [*results, compare_layouts(parse_probe(build.probe_output), parse_btf(build.btf))]
+    probe = parse_probe(build.probe_output)
+    return [*results, compare_layouts(probe, parse_btf(build.btf), PROBE_STRUCTS)]
 
 
 def _members(build: SyntheticBuild) -> list[Member]:

@@ -3,8 +3,8 @@
 Each returns the list of its violations (empty: the claim holds), so vmtests assert ``== []``
 and tests/ check the logic on recorded and synthetic documents. Rounds interleave the Ns and
 the strategies, so a busy host slows both sides of a comparison alike. Extract-once against
-per-invocation fails only beyond the samples' own noise (kheaders-compare's rule,
-compare.judge); parallelism is a fixed bound on medians, far from both the measured ratio
+per-invocation is judged by kheaders-compare's rule (compare.judge: the samples' own noise,
+no fixed margin); parallelism is a fixed bound on medians, far from both the measured ratio
 and a serialized guest's.
 """
 
@@ -16,8 +16,6 @@ from kheaders_suite.timing import compare
 from kheaders_suite.timing.stats import summarize
 from kheaders_suite.timing.sweep import FRONTEND
 
-# extract-once at N does one extraction where per-invocation does N: a wide margin of work.
-PER_INVOCATION_MARGIN = 1.05
 # N jobs on N online vCPUs must overlap: the N-job batch's median under this share of N
 # serial compiles (N x the N=1 median). Recorded sweeps (tests/data/timing/, TCG, 2 vCPUs,
 # no other guest): N=2 medians 1.01 x N=1 (x86_64: 3.49 s vs 3.45 s) and 1.18 x (arm64:
@@ -40,12 +38,6 @@ def gcc_samples(doc: dict[str, Any], strategy: str) -> dict[int, list[float]]:
     return samples_of(doc, "gcc", strategy)
 
 
-def clearly_slower(candidate: list[float], reference: list[float]) -> bool:
-    """Every candidate sample slower than every reference sample, and the medians further
-    apart than the samples' noise."""
-    return compare.judge(reference, candidate) == compare.PointStatus.REGRESSED
-
-
 def extraction_median(doc: dict[str, Any]) -> float:
     return summarize(doc["extraction"]["samples"]).median
 
@@ -56,17 +48,37 @@ def per_invocation_ns(doc: dict[str, Any]) -> list[int]:
     return sorted(n for n in once.keys() & per.keys() if n > 1)
 
 
+def extract_once_totals(doc: dict[str, Any], batches: list[float]) -> list[float]:
+    """One extraction + the N-compile batch, round by round: sample i of the extraction and
+    of every point come from the same round (when the counts differ, the median extraction)."""
+    extraction = list(doc["extraction"]["samples"])
+    if len(extraction) != len(batches):
+        extraction = [extraction_median(doc)] * len(batches)
+    return [e + b for e, b in zip(extraction, batches, strict=True)]
+
+
 def extract_once_vs_per_invocation(doc: dict[str, Any]) -> list[str]:
-    """One extraction + N parallel compiles is not clearly slower than N parallel
-    (extraction + compile) jobs, at every N > 1 measured for both."""
+    """Extract-once's whole cost (one extraction + N parallel compiles) against
+    per-invocation's (N parallel jobs, each an extraction + the same compile), at every
+    N > 1 measured for both, judged by kheaders-compare's rule (the samples' own noise).
+
+    With more jobs than online vCPUs the N extractions per-invocation adds compete for CPU
+    with the compiles, so extract-once must be clearly faster (the recorded sweeps in
+    tests/data/timing/, 2026-11-29, 2-core host, TCG, 2 vCPUs, 6.12.117, N=4:
+    9.5-9.8 s against 13.7-14.7 s on x86_64, 10.7-13.0 s against 16.3-18.4 s on arm64).
+    With N <= vCPUs the extractions can run side by side on idle vCPUs and the
+    saving may vanish, so there extract-once need only be not clearly slower."""
     once, per = gcc_samples(doc, "extract-once"), gcc_samples(doc, "per-invocation")
-    extraction = extraction_median(doc)
-    problems = []
+    cpus, problems = int(doc["online_cpus"]), []
     for n in per_invocation_ns(doc):
-        total = [extraction + s for s in once[n]]
-        if clearly_slower(total, [PER_INVOCATION_MARGIN * s for s in per[n]]):
-            problems.append(f"N={n}: extract-once {extraction:.2f}s + {once[n]}, "
-                            f"per-invocation {per[n]}")
+        total = extract_once_totals(doc, once[n])
+        status = compare.judge(per[n], total)
+        want = ((compare.PointStatus.IMPROVED,) if n > cpus
+                else (compare.PointStatus.IMPROVED, compare.PointStatus.OK))
+        if status not in want:
+            problems.append(f"N={n} ({cpus} vCPUs): extract-once {status} against "
+                            f"per-invocation, not {' or '.join(want)}: extraction + batch "
+                            f"{[round(t, 3) for t in total]}, per-invocation {per[n]}")
     return problems
 
 

@@ -12,7 +12,8 @@ archive. One module per check:
     generated.py  config (autoconf.h vs .config), release (UTS_RELEASE vs uname -r)
     probe.py      probe_source / parse_probe: layouts as the archive's headers see them
     btf.py        parse_btf: layouts as the running kernel's BTF has them
-    layout.py     compare_layouts
+    layout.py     compare_layouts: every struct and field asked for, agreeing with BTF
+    image.py      read_image: the archive and release the kernel image itself carries
     runner.py     check_archive: all archive checks against one KernelBuild
 
 What the checks are proven against lives with the tests: tests/synthetic/ (a fake build whose

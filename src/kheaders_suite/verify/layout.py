@@ -12,7 +12,7 @@ are flattened into their parent as C does, named nested structs are followed by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kheaders_suite.verify.result import CheckResult, failed, passed
@@ -35,6 +35,8 @@ class StructLayout:
 
 
 Layouts = Mapping[str, StructLayout]
+# (struct, member paths) the probe was asked to measure, as probe.probe_source takes them
+Requested = Sequence[tuple[str, Sequence[str]]]
 
 
 def resolve(layouts: Layouts, struct: str, path: str) -> Field | None:
@@ -77,11 +79,32 @@ def _compare_struct(name: str, want: StructLayout, btf: Layouts) -> list[str]:
     return out
 
 
-def compare_layouts(probe: Layouts, btf: Layouts) -> CheckResult:
-    """Every struct size and requested field of the probe must agree with BTF."""
+def _unmeasured(probe: Layouts, requested: Requested) -> list[str]:
+    """Every requested struct and member the probe's output does not carry."""
+    out = []
+    for struct, members in requested:
+        got = probe.get(struct)
+        if got is None:
+            out.append(f"struct {struct}: asked for, not in the probe's output")
+            continue
+        out += [f"{struct}.{m}: asked for, not in the probe's output"
+                for m in members if m not in got.members]
+    return out
+
+
+def compare_layouts(probe: Layouts, btf: Layouts, requested: Requested) -> CheckResult:
+    """The probe measured every struct and member in ``requested`` (what its source asked
+    for: probe.probe_source's ``structs``), and every one agrees with BTF. A probe that
+    parsed nothing, or only part, fails here instead of agreeing vacuously."""
     name = "layouts"
+    missing = _unmeasured(probe, requested)
     if not probe:
-        return failed(name, "the probe reported no structures")
+        return failed(name, "the probe reported no structures", missing)
+    if missing:
+        wanted = sum(1 + len(m) for _, m in requested)
+        got = sum(1 + sum(m in probe[s].members for m in ms) for s, ms in requested if s in probe)
+        return failed(name, f"the probe measured {got} of the {wanted} structs and fields "
+                      "asked for", missing)
     details = [d for s in sorted(probe) for d in _compare_struct(s, probe[s], btf)]
     fields = sum(len(p.members) for p in probe.values())
     if details:
