@@ -87,7 +87,8 @@ def children(pid: int) -> list[int]:
 
 
 def descendants(pid: int) -> set[int]:
-    tree, found, todo = parents(), set(), [pid]
+    tree, todo = parents(), [pid]
+    found: set[int] = set()
     while todo:
         here = todo.pop()
         kids = {child for child, parent in tree.items() if parent == here} - found
