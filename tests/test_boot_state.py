@@ -16,7 +16,7 @@ import pytest
 from kheaders_suite.errors import InfraError, VMLost
 from kheaders_suite.patchci import side
 from kheaders_suite.plugin.boots import BootFailed, BootState
-from kheaders_suite.report.verdict import infra_reason, kernel_fault
+from kheaders_suite.report.verdict import infra_reason, kernel_fault, kernel_said
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
@@ -129,8 +129,11 @@ def test_the_blame_follows_the_cause() -> None:
         "4,1,1000,-;WARNING: CPU: 0 PID: 1 at init/main.c:1 start_kernel+0x0/0x1\n"), ""))
     wrapped = BootFailed("x86_64-sysfs", report)
     wrapped.__cause__ = report
-    assert kernel_fault(wrapped) is not None
+    assert kernel_fault(wrapped) is report
     assert infra_reason(wrapped, vm_alive=True) is None
+    said = kernel_said(wrapped, report).splitlines()
+    assert said[0].startswith("BootFailed: the boot of x86_64-sysfs failed: KernelReported")
+    assert "WARNING: CPU: 0 PID: 1 at init/main.c:1 start_kernel+0x0/0x1" in said
     lost = BootFailed("x86_64-sysfs", VMLost("gone"))
     assert isinstance(lost, InfraError)
     assert kernel_fault(lost) is None
@@ -217,8 +220,10 @@ def test_a_kernel_report_at_boot_is_the_kernels_in_the_summary_and_in_patch_ci(
     root = ET.parse(junit).getroot()
     failures = {case.get("name"): failure.get("message", "") for case in root.iter("testcase")
                 for failure in case.iter("failure")}
-    assert failures["test_second"].startswith("kernel: KernelReported: kernel reported during "
-                                              "the boot of x86_64-sysfs")
+    assert failures["test_second"].startswith("kernel: BootFailed: the boot of x86_64-sysfs "
+                                              "failed: KernelReported: kernel reported during")
+    # the kernel's report itself, for patch CI to quote (side.kernel_reports)
+    assert side.parse_junit(junit.read_text())["test_x.py::test_second"].kernel
     assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
     assert root.find("testsuite").get("errors") == "0"  # type: ignore[union-attr]
     tests = side.parse_junit(junit.read_text())

@@ -121,8 +121,8 @@ def pytest_runtest_makereport(
     g = guest_of(item)
     exc = call.excinfo.value if call.excinfo is not None else None
     fault = verdict.kernel_fault(exc)
-    if fault is not None:
-        said = f"{type(fault).__name__}: {next(iter(str(fault).splitlines()), '')}"
+    if fault is not None and exc is not None:
+        said = verdict.kernel_said(exc, fault)
         report.user_properties.append((verdict.KERNEL_PROPERTY, said))
         if call.when != "call":  # JUnit: this set-up or teardown <error> is a <failure>
             item.user_properties.append((verdict.KERNEL_PROPERTY, said))

@@ -82,6 +82,22 @@ def kernel_fault(exc: BaseException | None) -> KernelFault | None:
     return None
 
 
+# Characters of a kernel fault kept in its report's property (and so in JUnit): the first
+# line of what raised it, then the kernel's reports (find_reports caps each at 40 lines).
+KERNEL_SAID_MAX = 8000
+
+
+def kernel_said(exc: BaseException, fault: KernelFault) -> str:
+    """What a failure that is the kernel's says, for its report and JUnit: the first line of
+    ``exc`` (which names the phase: "BootFailed: the boot of x86_64-sysfs failed: ..."),
+    then, when ``exc`` wraps ``fault``, the fault's whole text (the panic's lines)."""
+    if exc is fault:
+        text = f"{type(exc).__name__}: {str(exc).strip()}"
+    else:
+        text = f"{type(exc).__name__}: {_first_line(exc)}\n{str(fault).strip()}"
+    return text[:KERNEL_SAID_MAX]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "(no message)"
@@ -99,4 +115,4 @@ def reproduce(nodeid: str, source_args: Sequence[str], arch: str, build_dir: Pat
 
 
 __all__ = ["INFRA_PROPERTY", "INFRA_TYPES", "KERNEL_PROPERTY", "infra_reason",
-           "kernel_fault", "reported", "reproduce"]
+           "kernel_fault", "kernel_said", "reported", "reproduce"]
