@@ -134,12 +134,16 @@ class FakeVM:
         self.console = console
         self.console_lines = ["virtme-ng init"]
         self.up = True
+        self.kernel_died = False  # the kernel panicked or reported a hang (VM.kernel_down)
         self.closed = False
         self.launched = time.monotonic()
         self.arrivals: list[tuple[float, int]] = []
 
     def alive(self) -> bool:
         return self.up
+
+    def kernel_down(self) -> bool:
+        return self.kernel_died
 
     def gone(self, settle: float = 0.0) -> str | None:
         return None if self.up else "QEMU exited (vng status -9)"

@@ -13,12 +13,15 @@ from typing import cast
 
 import pytest
 
-from kheaders_suite.errors import InfraError, VMLost
+from kheaders_suite.errors import InfraError, KernelInterfaceFailed, VMLost
 from kheaders_suite.patchci import side
-from kheaders_suite.plugin.boots import BootFailed, BootState
+from kheaders_suite.plugin.boots import ArchiveSetupFailed, BootFailed, BootState
 from kheaders_suite.report.verdict import infra_reason, kernel_fault, kernel_said
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelLog, KernelReported
+
+from .fakeguest import FakeChannel, ssh_client
+from .fakeguest import FakeVM as ConsoleVM
 
 NO_KERNEL = ("VM lost (x86_64-sysfs): the kernel printed nothing within 60s of the launch\n"
              "console log consoles/x86_64-sysfs-main.log, last lines:\n")
@@ -138,6 +141,33 @@ def test_the_blame_follows_the_cause() -> None:
     assert isinstance(lost, InfraError)
     assert kernel_fault(lost) is None
     assert infra_reason(lost, vm_alive=True)
+
+
+@pytest.mark.parametrize(("cause", "kernel_died", "remembered"), [
+    (KernelInterfaceFailed("kernel interface failed: modprobe kheaders (exit 1): ENOMEM"),
+     False, True),
+    (VMLost("the guest kernel reported a hang (INFO: task modprobe:97 blocked for more than "
+            "40 seconds)"), True, True),
+    (VMLost("QEMU exited (vng status -9)"), False, False),  # the harness's: try again
+])
+def test_a_kernel_fault_in_the_archives_set_up_fails_the_targets_later_tests_at_once(
+        tmp_path: Path, cause: Exception, kernel_died: bool, remembered: bool) -> None:
+    """modprobe failing, or hanging until a detector reported it, fails every later test of
+    the target at once, as the kernel's, naming the first; QEMU killed under it does not."""
+    vm = ConsoleVM(tmp_path / "console.log")
+    vm.kernel_died = kernel_died
+    guest = Guest(vm.typed(), ssh_client(FakeChannel())[1], 1.0)
+    state = BootState("x86_64-module", lambda: guest, lambda m: None)
+    state.archive_failed("test_first", cause, guest)
+    if not remembered:
+        state.raise_if_archive_failed()
+        return
+    with pytest.raises(ArchiveSetupFailed) as info:
+        state.raise_if_archive_failed()
+    assert str(info.value).startswith("not run: the set-up of x86_64-module's archive failed "
+                                      f"in test_first: {type(cause).__name__}: ")
+    assert kernel_fault(info.value) is info.value
+    assert info.value.__cause__ is cause
 
 
 # --- through pytest -----------------------------------------------------------------------

@@ -184,6 +184,10 @@ class VM:
         return (self.proc.poll() is None and self.panic.panicked_at is None
                 and self.panic.hung_at is None)
 
+    def kernel_down(self) -> bool:
+        """Whether the kernel itself took the guest down: it panicked or reported a hang."""
+        return self.panic.panicked_at is not None or self.panic.hung_at is not None
+
     def gone(self, settle: float = 0.0) -> str | None:
         """Why the guest can no longer answer, or None while it can. After a panic, waits
         (up to PANIC_SETTLE s) for the panic's last line so the console holds all of it;

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kheaders_suite.errors import InfraError
+from kheaders_suite.errors import InfraError, KernelFault
+from kheaders_suite.report.verdict import kernel_fault
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelReported
 
@@ -30,6 +31,18 @@ class BootFailed(InfraError):
         self.target = target
 
 
+class ArchiveSetupFailed(KernelFault):
+    """The variant's set-up (modprobe kheaders, the debugfs mount) failed on the kernel's
+    account for an earlier test of the target: every later test that needs the archive
+    fails at once with that cause, instead of loading a broken module (and, for one that
+    hangs, waiting for the hang detector) once per test."""
+
+    def __init__(self, target: str, first: str, cause: BaseException) -> None:
+        lines = str(cause).strip().splitlines() or ["(no message)"]
+        super().__init__(f"not run: the set-up of {target}'s archive failed in {first}: "
+                         f"{type(cause).__name__}: {lines[0]}")
+
+
 class BootState:
     """The VM of one target, held by the session fixture ``guest_boot``.
 
@@ -43,6 +56,7 @@ class BootState:
         self._say = say
         self._current: Guest | None = None
         self._cause: Exception | None = None  # the first failed boot's exception
+        self._archive_failure: tuple[str, BaseException] | None = None
 
     @property
     def current(self) -> Guest | None:
@@ -66,6 +80,19 @@ class BootState:
             self._cause = exc
             raise BootFailed(self.target, exc) from exc
         return self._current
+
+    def archive_failed(self, user: str, exc: BaseException, g: Guest) -> None:
+        """Remember a failed set-up of the archive when it is the kernel's: a kernel fault,
+        or a guest the kernel took down with it (a panic or a hang report on the console)."""
+        if kernel_fault(exc) is not None or g.vm.kernel_down():
+            self._archive_failure = (user, exc)
+
+    def raise_if_archive_failed(self) -> None:
+        """ArchiveSetupFailed (chained to the first failure) once the set-up failed."""
+        __tracebackhide__ = True
+        if self._archive_failure is not None:
+            first, cause = self._archive_failure
+            raise ArchiveSetupFailed(self.target, first, cause) from cause
 
     def close(self) -> None:
         """Close the current guest (QEMU and SSH), if any."""

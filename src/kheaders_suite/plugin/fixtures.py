@@ -9,6 +9,7 @@ makes the archive present for one test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from functools import partial
@@ -108,7 +109,16 @@ def variant(target: Target) -> Variant:
 
 
 @pytest.fixture
-def kheaders(guest: Guest, kernel_build: KernelBuild) -> Iterator[str]:
-    """The archive made present for one test, removed again afterwards."""
-    with steps.archive_present(guest, kernel_build) as path:
+def kheaders(guest_boot: BootState, guest: Guest, kernel_build: KernelBuild,
+             request: pytest.FixtureRequest) -> Iterator[str]:
+    """The archive made present for one test, removed again afterwards. Once the set-up
+    failed on the kernel's account, the target's later tests fail at once with its cause
+    (boots.ArchiveSetupFailed)."""
+    guest_boot.raise_if_archive_failed()
+    with contextlib.ExitStack() as stack:
+        try:
+            path = stack.enter_context(steps.archive_present(guest, kernel_build))
+        except Exception as exc:
+            guest_boot.archive_failed(request.node.name, exc, guest)
+            raise
         yield path
