@@ -7,21 +7,24 @@ from __future__ import annotations
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
 import pytest
 
 from kheaders_suite.errors import InfraError, KernelInterfaceFailed, VMLost
+from kheaders_suite.host.deadline import Deadline
 from kheaders_suite.patchci import side
 from kheaders_suite.plugin.boots import ArchiveSetupFailed, BootFailed, BootState
 from kheaders_suite.report.verdict import infra_reason, kernel_fault, kernel_said
+from kheaders_suite.session.agentlink import Agent
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelLog, KernelReported
 
-from .fakeguest import FakeChannel, ssh_client
+from .fakeguest import FakeChannel, reply, ssh_client
 from .fakeguest import FakeVM as ConsoleVM
+from .test_vm import fake_build
 
 NO_KERNEL = ("VM lost (x86_64-sysfs): the kernel printed nothing within 60s of the launch\n"
              "console log consoles/x86_64-sysfs-main.log, last lines:\n")
@@ -143,31 +146,47 @@ def test_the_blame_follows_the_cause() -> None:
     assert infra_reason(lost, vm_alive=True)
 
 
-@pytest.mark.parametrize(("cause", "kernel_died", "remembered"), [
-    (KernelInterfaceFailed("kernel interface failed: modprobe kheaders (exit 1): ENOMEM"),
-     False, True),
-    (VMLost("the guest kernel reported a hang (INFO: task modprobe:97 blocked for more than "
-            "40 seconds)"), True, True),
-    (VMLost("QEMU exited (vng status -9)"), False, False),  # the harness's: try again
+@pytest.mark.parametrize(("answer", "kernel_died", "remembered"), [
+    # modprobe exits 1: kheaders.ko's init failed
+    ({"rc": 1, "stderr": "bW9kcHJvYmU6IEVSUk9S"}, False, "KernelInterfaceFailed"),
+    # the kernel reported a hang under modprobe (its report on the console) and went down
+    (None, True, "KernelReported"),
+    # QEMU killed under modprobe, the kernel said nothing: the harness's, tried again
+    (None, False, ""),
 ])
 def test_a_kernel_fault_in_the_archives_set_up_fails_the_targets_later_tests_at_once(
-        tmp_path: Path, cause: Exception, kernel_died: bool, remembered: bool) -> None:
+        tmp_path: Path, answer: dict[str, object] | None, kernel_died: bool,
+        remembered: str) -> None:
     """modprobe failing, or hanging until a detector reported it, fails every later test of
     the target at once, as the kernel's, naming the first; QEMU killed under it does not."""
     vm = ConsoleVM(tmp_path / "console.log")
+    vm.console_lines.append("[   60.0] INFO: task modprobe:84 blocked for more than 40 seconds.")
     vm.kernel_died = kernel_died
-    guest = Guest(vm.typed(), ssh_client(FakeChannel())[1], 1.0)
+
+    def reply_to(request: dict[str, object]) -> bytes:
+        if answer is None and request.get("argv", [""])[0] == "modprobe":  # type: ignore[index]
+            vm.up = False
+            return b""
+        return reply(request, **(answer or {}))
+    chan = FakeChannel(reply_to)
+    guest = Guest(vm.typed(), ssh_client(chan)[1], 1.0)
+    guest.agent = Agent.ready(chan, Deadline(1.0))
+    build = replace(fake_build(), variant="module", modroot=Path("/m"))
     state = BootState("x86_64-module", lambda: guest, lambda m: None)
-    state.archive_failed("test_first", cause, guest)
+    with pytest.raises((KernelInterfaceFailed, KernelReported, VMLost)) as first, \
+            state.archive("test_first", guest, build):
+        pass
     if not remembered:
-        state.raise_if_archive_failed()
+        assert isinstance(first.value, VMLost)
+        with pytest.raises(VMLost), state.archive("test_second", guest, build):
+            pass
         return
-    with pytest.raises(ArchiveSetupFailed) as info:
-        state.raise_if_archive_failed()
-    assert str(info.value).startswith("not run: the set-up of x86_64-module's archive failed "
-                                      f"in test_first: {type(cause).__name__}: ")
-    assert kernel_fault(info.value) is info.value
-    assert info.value.__cause__ is cause
+    assert type(first.value).__name__ == remembered
+    with pytest.raises(ArchiveSetupFailed) as later, state.archive("test_second", guest, build):
+        pass
+    assert str(later.value).startswith("not run: the set-up of x86_64-module's archive failed "
+                                       f"in test_first: {remembered}: ")
+    assert kernel_fault(later.value) is later.value
 
 
 # --- through pytest -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from kheaders_suite.records import KernelBuild, target_id
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.report.results import CheckRecord
 from kheaders_suite.session.guest import Guest
-from kheaders_suite.session.steps import archive_present, served_archive
+from kheaders_suite.session.steps import served_archive
 from kheaders_suite.verify import (
     DEFAULT_STRUCTS,
     CheckResult,
@@ -41,7 +41,7 @@ Results = dict[str, CheckResult]
 def guest_archive(guest_boot: BootState, kernel_build: KernelBuild) -> bytes:
     """The archive's bytes as the running kernel serves them (read once per target)."""
     guest = guest_boot.guest("guest_archive")
-    with archive_present(guest, kernel_build) as path:
+    with guest_boot.archive("guest_archive", guest, kernel_build) as path:
         return served_archive(guest, path)
 
 

@@ -9,12 +9,15 @@ next user gets a fresh one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
 from kheaders_suite.errors import InfraError, KernelFault
+from kheaders_suite.records import KernelBuild
 from kheaders_suite.report.verdict import kernel_fault
+from kheaders_suite.session import steps
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.session.kernellog import KernelReported
 
@@ -81,18 +84,35 @@ class BootState:
             raise BootFailed(self.target, exc) from exc
         return self._current
 
-    def archive_failed(self, user: str, exc: BaseException, g: Guest) -> None:
-        """Remember a failed set-up of the archive when it is the kernel's: a kernel fault,
-        or a guest the kernel took down with it (a panic or a hang report on the console)."""
-        if kernel_fault(exc) is not None or g.vm.kernel_down():
-            self._archive_failure = (user, exc)
-
-    def raise_if_archive_failed(self) -> None:
-        """ArchiveSetupFailed (chained to the first failure) once the set-up failed."""
+    @contextmanager
+    def archive(self, user: str, g: Guest, build: KernelBuild) -> Iterator[str]:
+        """The variant's archive made present for ``user`` (steps.archive_present), then
+        removed. Once its set-up failed on the kernel's account, every later user fails at
+        once with that cause (ArchiveSetupFailed)."""
         __tracebackhide__ = True
         if self._archive_failure is not None:
             first, cause = self._archive_failure
             raise ArchiveSetupFailed(self.target, first, cause) from cause
+        with ExitStack() as stack:
+            try:
+                path = stack.enter_context(steps.archive_present(g, build))
+            except Exception as exc:
+                blamed = self._blame(user, exc, g)
+                if blamed is exc:
+                    raise
+                raise blamed from exc
+            yield path
+
+    def _blame(self, user: str, exc: Exception, g: Guest) -> Exception:
+        """What a failed set-up is: the kernel's report when the kernel took the guest down
+        under it (a panic, a hang detector), remembered with any other kernel fault."""
+        if kernel_fault(exc) is None and g.vm.kernel_down():
+            scan = g.scan_kernel_log(f"the set-up of {user}")
+            if scan.reports:
+                exc = KernelReported(scan)
+        if kernel_fault(exc) is not None:
+            self._archive_failure = (user, exc)
+        return exc
 
     def close(self) -> None:
         """Close the current guest (QEMU and SSH), if any."""

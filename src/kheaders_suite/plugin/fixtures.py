@@ -9,7 +9,6 @@ makes the archive present for one test.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from functools import partial
@@ -26,7 +25,6 @@ from kheaders_suite.plugin.prefetch import prefetch
 from kheaders_suite.records import KernelBuild, Target
 from kheaders_suite.report.recorder import Recorder
 from kheaders_suite.report.results import Accel, BootRecord
-from kheaders_suite.session import steps
 from kheaders_suite.session.guest import Guest
 from kheaders_suite.source.tree import KernelSource, embedded_source, user_source
 
@@ -114,11 +112,5 @@ def kheaders(guest_boot: BootState, guest: Guest, kernel_build: KernelBuild,
     """The archive made present for one test, removed again afterwards. Once the set-up
     failed on the kernel's account, the target's later tests fail at once with its cause
     (boots.ArchiveSetupFailed)."""
-    guest_boot.raise_if_archive_failed()
-    with contextlib.ExitStack() as stack:
-        try:
-            path = stack.enter_context(steps.archive_present(guest, kernel_build))
-        except Exception as exc:
-            guest_boot.archive_failed(request.node.name, exc, guest)
-            raise
+    with guest_boot.archive(request.node.name, guest, kernel_build) as path:
         yield path
