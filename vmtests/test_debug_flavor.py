@@ -66,8 +66,24 @@ def test_{name}(guest):
 ''' for name, bug, _ in CASES)
 
 
-def build_bugs(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
-               pytestconfig: pytest.Config, tmp_path: Path) -> Path:
+def kernel_failures(got: dict[str, tuple[str, str]], cases: tuple[tuple[str, str, str], ...],
+                    log: str) -> list[tuple[str, str]]:
+    """(inner test, its failure text) of each case, each checked to be the kernel's FAIL
+    quoting the case's report."""
+    found = []
+    for case, _, report in cases:
+        name = f"test_{case}"
+        kind, text = got[name]
+        assert kind == "failure", f"{name}: {kind}, not the kernel's FAIL\n{log}"
+        assert report in text, f"{name}: no {report!r} in the report\n{log}"
+        found.append((name, text))
+    return found
+
+
+@pytest.fixture
+def any_flavor_bugs_module(request: pytest.FixtureRequest, target: Target,
+                           suite_settings: Settings, pytestconfig: pytest.Config,
+                           tmp_path: Path) -> Path:
     """kheaders_bugs.ko built with make M= against the target's object tree."""
     # make M= needs the whole tree built (Module.symvers).
     request.getfixturevalue("kernel_build")
@@ -96,12 +112,12 @@ def run_with_module(tmp_path: Path, body: str, target: Target, settings: Setting
 
 
 @pytest.fixture
-def bugs_module(request: pytest.FixtureRequest, target: Target, suite_settings: Settings,
-                pytestconfig: pytest.Config, tmp_path: Path) -> Path:
+def bugs_module(request: pytest.FixtureRequest, suite_settings: Settings) -> Path:
     if suite_settings.flavor != "debug":
         pytest.skip("the kernel's checkers are the debug flavor's: run with --flavor debug")
     # Only now: a plain run skips without building anything.
-    return build_bugs(request, target, suite_settings, pytestconfig, tmp_path)
+    module: Path = request.getfixturevalue("any_flavor_bugs_module")
+    return module
 
 
 @pytest.mark.variants("sysfs")
@@ -111,11 +127,7 @@ def test_real_kernel_reports_fail_the_test_that_caused_them(
     got, log, stderr = run_with_module(tmp_path, INNER, target, suite_settings, memory,
                                        bugs_module)
     assert got["test_none"] == ("passed", ""), log
-    for case, _, report in CASES:
-        name = f"test_{case}"
-        kind, text = got[name]
-        assert kind == "failure", f"{name}: {kind}, not the kernel's FAIL\n{log}"
+    for name, text in kernel_failures(got, CASES, log):
         assert f"kernel reported during {name}" in text, log
-        assert report in text, f"{name}: no {report!r} in the report\n{log}"
     assert stderr.count(": booting ") == 1, log
     assert qemus_with(memory) == [], "QEMU of the inner run still running"
