@@ -121,18 +121,20 @@ class BootState:
             g.close()
 
 
-def guest_of(item: pytest.Item) -> Guest | None:
+def guest_of(item: pytest.Item, *, alive_only: bool = True) -> Guest | None:
     """The guest ``item`` uses, booting nothing: its ``guest`` fixture, or, when only
     session fixtures talked to the guest (the archive checks), the target's current guest
     while it runs. A VM lost before such a test is no part of its verdict: the test asked
-    for no guest of its own, so it gets none, and no blame for a dead one."""
+    for no guest of its own, so it gets none, and no blame for a dead one. ``alive_only``
+    False: the target's current guest alive or not (after a failure, its console has the
+    rest of what the kernel said)."""
     funcargs = item.funcargs if isinstance(item, pytest.Function) else {}
     g = funcargs.get("guest")
     if isinstance(g, Guest):
         return g
     state = funcargs.get("guest_boot")
     current = state.current if isinstance(state, BootState) else None
-    return current if current is not None and current.vm.alive() else None
+    return current if current is not None and (current.vm.alive() or not alive_only) else None
 
 
 def raise_if_reported(g: Guest | None, phase: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from kheaders_suite.boot import console
 from kheaders_suite.boot.vm import shell_command
 from kheaders_suite.errors import GuestTimeout
-from kheaders_suite.plugin.boots import BootState, guest_of
+from kheaders_suite.plugin.boots import guest_of
 from kheaders_suite.plugin.context import SETTINGS, progress, target_of
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.report import verdict
@@ -45,7 +45,7 @@ def reported_after(item: pytest.Item, phase: str, failure: BaseException | None,
     guest to read (default: the item's, alive or not after a failure)."""
     __tracebackhide__ = True
     if g is None:
-        g = guest_of(item) if failure is None else _guest_any(item)
+        g = guest_of(item, alive_only=failure is None)
     if g is None:
         return
     scan = g.scan_kernel_log(phase)
@@ -53,16 +53,6 @@ def reported_after(item: pytest.Item, phase: str, failure: BaseException | None,
         if not g.vm.alive():
             g.vm.close()  # hung or panicked: BootState boots a fresh one for the next test
         raise KernelReported(scan) from failure
-
-
-def _guest_any(item: pytest.Item) -> Guest | None:
-    """The guest ``item`` used, alive or not: after a failure, its console has the rest."""
-    funcargs = item.funcargs if isinstance(item, pytest.Function) else {}
-    g = funcargs.get("guest")
-    if isinstance(g, Guest):
-        return g
-    state = funcargs.get("guest_boot")
-    return state.current if isinstance(state, BootState) else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -74,7 +64,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         result = yield
     except BaseException as exc:
         failure = exc
-    g = guest_of(item) if failure is None else _guest_any(item)
+    g = guest_of(item, alive_only=failure is None)
     if g is not None:
         scan = g.scan_kernel_log(item.name)
         if scan.reports:
@@ -97,7 +87,8 @@ def pytest_runtest_teardown(item: pytest.Item,
     """After the teardown (rmmod, umount; the guest's close after a target's last test):
     read from the console when the VM is gone by then."""
     __tracebackhide__ = True
-    before = _guest_any(item)  # the target's last teardown closes it: read its console then
+    # The target's last teardown closes its guest: read that guest's console afterwards.
+    before = guest_of(item, alive_only=False)
     failure: BaseException | None = None
     try:
         result = yield
