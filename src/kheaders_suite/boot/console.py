@@ -8,12 +8,17 @@ from dataclasses import dataclass
 # Lines that open a report the suite must fail on: BUG (soft lockup and atomic sleep among
 # them), WARNING, Oops, KASAN, lockdep, UBSAN, panic, and the hang detectors: hung task, hard
 # lockup, RCU stall.
+# The headlines of the kernel's hang detectors: hung task (kernel/hung_task.c), soft and hard
+# lockup (kernel/watchdog.c, "buddy" or perf), RCU CPU stall (kernel/rcu/tree_stall.h). The VM
+# also spots them in the console stream as they arrive (boot/vm.py).
+HANG_HEADLINES = (r"INFO: task \S+ blocked for more than \d+ seconds",
+                  r"BUG: soft lockup - CPU#\d+ stuck", r"Watchdog detected hard LOCKUP",
+                  r"rcu: INFO: \S+ (?:self-)?detected stalls?")
 _REPORT_START = re.compile(
     r"(BUG: |WARNING: |Oops|general protection fault|KASAN: |"
     r"possible circular locking|possible recursive locking|inconsistent lock state|"
     r"Kernel panic - not syncing|kernel BUG at|UBSAN: |detected buffer overflow|"
-    r"Unable to handle kernel|INFO: task \S+ blocked for more than|"
-    r"Watchdog detected hard LOCKUP|rcu: INFO: \S+ (?:self-)?detected stall)"
+    r"Unable to handle kernel|" + "|".join(HANG_HEADLINES) + ")"
 )
 _REPORT_END = re.compile(r"(---\[ end trace|---\[ end Kernel panic)")
 _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")

@@ -27,21 +27,26 @@ def _clamp(value: float, low: int, high: int) -> int:
     return max(low, min(high, round(value)))
 
 
+def _thresholds(scale: float) -> tuple[int, int, int]:
+    """(hung-task timeout, watchdog_thresh, RCU stall timeout) in seconds for ``scale``."""
+    return (_clamp(HUNG_TASK_SECONDS * scale, 1, 3600),
+            _clamp(WATCHDOG_THRESH_SECONDS * scale, 1, 60),
+            _clamp(RCU_STALL_SECONDS * scale, 3, 300))
+
+
 def detector_args(scale: float) -> tuple[str, ...]:
     """Kernel command-line arguments setting every detector's threshold for ``scale``."""
-    hung = _clamp(HUNG_TASK_SECONDS * scale, 1, 3600)
+    hung, thresh, rcu = _thresholds(scale)
     return (
         f"sysctl.kernel.hung_task_timeout_secs={hung}",
         # The check runs every timeout by default: a hang is then seen after up to twice it.
         f"sysctl.kernel.hung_task_check_interval_secs={max(1, hung // 4)}",
-        f"watchdog_thresh={_clamp(WATCHDOG_THRESH_SECONDS * scale, 1, 60)}",
-        f"rcupdate.rcu_cpu_stall_timeout={_clamp(RCU_STALL_SECONDS * scale, 3, 300)}",
+        f"watchdog_thresh={thresh}",
+        f"rcupdate.rcu_cpu_stall_timeout={rcu}",
     )
 
 
 def hang_report_within(scale: float) -> float:
     """Seconds after which the slowest detector has reported a hang that started at 0."""
-    hung = _clamp(HUNG_TASK_SECONDS * scale, 1, 3600)
-    soft = 2 * _clamp(WATCHDOG_THRESH_SECONDS * scale, 1, 60)
-    rcu = _clamp(RCU_STALL_SECONDS * scale, 3, 300)
-    return float(max(hung + max(1, hung // 4), soft + 4, rcu))
+    hung, thresh, rcu = _thresholds(scale)
+    return float(max(hung + max(1, hung // 4), 2 * thresh + 4, rcu))

@@ -143,11 +143,8 @@ MAX_ARRIVALS = 10_000
 PANIC_SETTLE = 3.0
 # Seconds after a hang report's headline for its body (the stuck task's stack) to arrive.
 HANG_SETTLE = 2.0
-# The headlines of the kernel's hang detectors: hung task (kernel/hung_task.c), soft and hard
-# lockup (kernel/watchdog.c, "buddy" or perf), RCU CPU stall (kernel/rcu/tree_stall.h).
-HANG_REPORT = re.compile(rb"INFO: task \S+ blocked for more than \d+ seconds|"
-                         rb"BUG: soft lockup - CPU#\d+ stuck|Watchdog detected hard LOCKUP|"
-                         rb"rcu: INFO: \S+ (?:self-)?detected stalls?")
+# A hang detector's headline in the console stream (console.HANG_HEADLINES).
+HANG_REPORT = re.compile("|".join(consolelog.HANG_HEADLINES).encode())
 
 
 class VM:
