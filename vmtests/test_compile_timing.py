@@ -110,8 +110,8 @@ def test_headers_in_memory_compared_with_tmpfs_and_the_shared_tree(
 def test_extract_once_not_slower_than_extracting_per_compile(
         compile_sweep: SweepOutcome) -> None:
     """For N > 1: one extraction + N parallel compiles against N parallel (extraction +
-    compile) jobs, by the samples' noise: clearly faster with more jobs than vCPUs, not
-    clearly slower otherwise (claims.extract_once_vs_per_invocation)."""
+    compile) jobs: clearly faster in every round with more jobs than vCPUs, not clearly
+    slower otherwise (claims.extract_once_vs_per_invocation)."""
     doc = compile_sweep.doc
     assert claims.per_invocation_ns(doc), "no N > 1 measured for both strategies"
     assert claims.extract_once_vs_per_invocation(doc) == []

@@ -3,9 +3,8 @@
 Each returns the list of its violations (empty: the claim holds), so vmtests assert ``== []``
 and tests/ check the logic on recorded and synthetic documents. Rounds interleave the Ns and
 the strategies, so a busy host slows both sides of a comparison alike. Extract-once against
-per-invocation is judged by kheaders-compare's rule (compare.judge: the samples' own noise,
-no fixed margin); parallelism is a fixed bound on medians, far from both the measured ratio
-and a serialized guest's.
+per-invocation is judged round by round; parallelism is a fixed bound on medians, far from
+both the measured ratio and a serialized guest's.
 """
 
 from __future__ import annotations
@@ -25,6 +24,10 @@ from kheaders_suite.timing.sweep import FRONTEND
 # (every context switch flushes the soft TLB: measured 14 s of CPU per compile at N=4 on
 # 1 vCPU against 8.5 s at N=1), so that comparison is reported only.
 PARALLEL_SHARE = 0.75
+# Extract-once with more jobs than vCPUs saves 29-34% of per-invocation's time in every
+# recorded round (2-core host, TCG, N=4); a third of that is still a clear saving, and an
+# extract-once only 0-7% faster (the same batch 1.5 x as long) is not.
+CLEAR_SAVING = 0.10
 
 
 def samples_of(doc: dict[str, Any], compiler: str, strategy: str) -> dict[int, list[float]]:
@@ -57,27 +60,41 @@ def extract_once_totals(doc: dict[str, Any], batches: list[float]) -> list[float
     return [e + b for e, b in zip(extraction, batches, strict=True)]
 
 
+def clearly_faster(slow: list[float], fast: list[float]) -> bool:
+    """Paired by round (sample i of both from round i): ``fast`` won every round, and its
+    median saving is at least CLEAR_SAVING of ``slow``'s median."""
+    if len(slow) != len(fast) or len(slow) < compare.MIN_SAMPLES:
+        return False
+    savings = [s - f for s, f in zip(slow, fast, strict=True)]
+    return min(savings) > 0 and summarize(savings).median >= CLEAR_SAVING * summarize(slow).median
+
+
 def extract_once_vs_per_invocation(doc: dict[str, Any]) -> list[str]:
     """Extract-once's whole cost (one extraction + N parallel compiles) against
     per-invocation's (N parallel jobs, each an extraction + the same compile), at every
-    N > 1 measured for both, judged by kheaders-compare's rule (the samples' own noise).
+    N > 1 measured for both.
 
     With more jobs than online vCPUs the N extractions per-invocation adds compete for CPU
-    with the compiles, so extract-once must be clearly faster (the recorded sweeps in
-    tests/data/timing/, 2026-11-29, 2-core host, TCG, 2 vCPUs, 6.12.117, N=4:
-    9.5-9.8 s against 13.7-14.7 s on x86_64, 10.7-13.0 s against 16.3-18.4 s on arm64).
-    With N <= vCPUs the extractions can run side by side on idle vCPUs and the
-    saving may vanish, so there extract-once need only be not clearly slower."""
+    with the compiles, so extract-once must be clearly faster (``clearly_faster``: round by
+    round, so a busy host, which slows both sides of one round alike, cannot hide the
+    saving; the recorded sweeps in tests/data/timing/, 2026-11-29, 2-core host, TCG,
+    2 vCPUs, 6.12.117, N=4: 9.5-9.8 s against 13.7-14.7 s on x86_64, 10.7-13.0 s against
+    16.3-18.4 s on arm64, saving 29-34% in every round). With N <= vCPUs the extractions
+    can run side by side on idle vCPUs and the saving may vanish, so there extract-once need
+    only be not clearly slower (kheaders-compare's rule, compare.judge)."""
     once, per = gcc_samples(doc, "extract-once"), gcc_samples(doc, "per-invocation")
     cpus, problems = int(doc["online_cpus"]), []
     for n in per_invocation_ns(doc):
         total = extract_once_totals(doc, once[n])
-        status = compare.judge(per[n], total)
-        want = ((compare.PointStatus.IMPROVED,) if n > cpus
-                else (compare.PointStatus.IMPROVED, compare.PointStatus.OK))
-        if status not in want:
-            problems.append(f"N={n} ({cpus} vCPUs): extract-once {status} against "
-                            f"per-invocation, not {' or '.join(want)}: extraction + batch "
+        if n > cpus:
+            ok, fault = (clearly_faster(per[n], total),
+                         f"not faster by {CLEAR_SAVING:.0%} in every round than")
+        else:
+            ok, fault = (compare.judge(per[n], total) != compare.PointStatus.REGRESSED,
+                         "clearly slower (REGRESSED) than")
+        if not ok:
+            problems.append(f"N={n} ({cpus} vCPUs): extract-once {fault} "
+                            f"per-invocation: extraction + batch "
                             f"{[round(t, 3) for t in total]}, per-invocation {per[n]}")
     return problems
 
