@@ -147,7 +147,8 @@ def test_a_host_socket_in_the_tree_is_not_opened(trees: Trees,
 
 @pytest.mark.parametrize(("kind", "said"), [
     (tarfile.CHRTYPE, "is a character device"), (tarfile.BLKTYPE, "is a block device"),
-    (tarfile.FIFOTYPE, "is a fifo"), (tarfile.LNKTYPE, "is a hardlink (to '/etc/hostname')")])
+    (tarfile.FIFOTYPE, "is a fifo"), (tarfile.GNUTYPE_SPARSE, "is a sparse file"),
+    (tarfile.LNKTYPE, "is a hardlink (to '/etc/hostname')")])
 def test_a_special_member_is_refused(trees: Trees, kind: bytes, said: str) -> None:
     archive = served(entry(HEADER, kind=kind, linkname="/etc/hostname"))
     refused(check(trees, archive), HEADER, said)
