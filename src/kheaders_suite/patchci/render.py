@@ -11,7 +11,8 @@ possible: it is read in mail clients too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +53,30 @@ def _finding(f: FindingDoc, base_only: bool = False) -> str:
     return f"- {where}{change}" + (f": {message}" if message else "")
 
 
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def fence(body: Sequence[str], info: str = "") -> list[str]:
+    """A fenced code block of ``body`` (text from the kernel under test): its fence is longer
+    than any backtick run in it, so no line of the body closes it (CommonMark 4.5)."""
+    mark = "`" * max(3, 1 + max((_longest_backticks(line) for line in body), default=0))
+    return [mark + info, *body, mark]
+
+
+def code(text: str) -> str:
+    """An inline code span of ``text``, which holds no line break and whose backticks
+    cannot end the span early (CommonMark 6.1)."""
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    mark = "`" * (1 + _longest_backticks(flat))
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{mark}{pad}{flat}{pad}{mark}"
+
+
 def _names(label: str, names: list[str]) -> list[str]:
     if not names:
         return []
-    shown = ", ".join(f"`{n}`" for n in names[:NAMES_SHOWN])
+    shown = ", ".join(code(n) for n in names[:NAMES_SHOWN])
     more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
     return [f"- {label} ({len(names)}): {shown}{more}"]
 
@@ -70,7 +91,7 @@ def _archive_lines(a: ArchiveDoc) -> list[str]:
     lines += _names("changed", a["changed"])
     for diff in a["diffs"]:
         more = [f"... {diff['omitted']} more diff lines"] if diff["omitted"] else []
-        lines += ["", "```diff", *diff["lines"], *more, "```"]
+        lines += ["", *fence([*diff["lines"], *more], "diff")]
     hidden = len([n for n in a["changed"] if n.endswith(".h")]) - len(a["diffs"])
     if hidden > 0:
         lines += ["", f"({hidden} more changed headers, named above, diff not shown)"]

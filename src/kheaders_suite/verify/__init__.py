@@ -4,10 +4,12 @@ Inputs are plain data (the archive bytes read from the guest, paths from a ``Ker
 .config text, ``uname -r``); every check returns a ``CheckResult`` and never raises on a bad
 archive. One module per check:
 
-    archive.py    read tar.xz with lzma + tarfile; names normalized ("./" dropped)
+    archive.py    read tar.xz with lzma + tarfile; names normalized ("./" dropped); Limits
+                  bound what a hostile archive may expand to
     metadata.py   identity (guest vs build bytes), metadata (0:0, modes, order, mtime),
                   same_bytes (two builds of one key)
-    members.py    expected_members from the trees, per kernel version; member_list
+    members.py    expected_members from the trees, per kernel version; member_list;
+                  safe_member: the one way a member name meets a host path
     content.py    content: members equal the tree files after comment stripping (strip.py)
     generated.py  config (autoconf.h vs .config), release (UTS_RELEASE vs uname -r)
     probe.py      probe_source / parse_probe: layouts as the archive's headers see them

@@ -8,6 +8,8 @@ differs from the object tree's file but equals the source tree's, the archive ke
 source-tree header that shadows the generated one.
 
 Symlinks (include/dt-bindings has some) are packed as symlinks, so they compare by target.
+Every member name reaches the trees through members.safe_member: a name or a host-side
+symlink that leads out of the trees fails the check by name, and the host file is not read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from pathlib import Path
 
 from kheaders_suite.verify.archive import ArchiveInput, Member, load
+from kheaders_suite.verify.members import UnsafeMember, member_problem, safe_member
 from kheaders_suite.verify.result import CheckResult, failed, passed
 from kheaders_suite.verify.strip import strip_comments
 
@@ -40,10 +43,11 @@ def short_diff(expected: bytes, actual: bytes, name: str, limit: int = DIFF_LINE
 
 
 def tree_file(name: str, source_dir: Path, objtree_headers: Path) -> Path | None:
-    """The file gen_kheaders.sh would have packed for ``name``: the object tree's wins."""
+    """The file gen_kheaders.sh would have packed for ``name``: the object tree's wins.
+    UnsafeMember when ``name`` leads out of a tree or to a host file that is not one."""
     for top in (objtree_headers, source_dir):
-        path = top / name
-        if os.path.lexists(path):
+        path = safe_member(top, name)
+        if path is not None:
             return path
     return None
 
@@ -62,19 +66,54 @@ def _compare(member: Member, path: Path) -> str | None:
 
 
 def _stale_source(member: Member, name: str, source_dir: Path, path: Path) -> bool:
-    src = source_dir / name
-    return (path != src and src.is_file() and not src.is_symlink()
+    src = safe_member(source_dir, name)
+    return (src is not None and path != src and not src.is_symlink()
             and member.data == strip_comments(src.read_bytes()))
 
 
 def _shadow_notes(names: list[str], source_dir: Path, objtree_headers: Path) -> list[str]:
+    """Only for a passing check, so every name was safe in both trees already."""
     notes = []
     for name in names:
-        src, obj = source_dir / name, objtree_headers / name
+        src, obj = safe_member(source_dir, name), safe_member(objtree_headers, name)
+        if src is None or obj is None:
+            continue
         if src.is_file() and obj.is_file() and src.read_bytes() != obj.read_bytes():
             notes.append(f"note: {name}: stale source-tree copy differs from the object "
                          "tree's (the archive has the object tree's)")
     return notes
+
+
+def _member_details(member: Member, source_dir: Path, objtree_headers: Path) -> list[str] | None:
+    """What is wrong with one member ([] nothing), None when the trees lack it; UnsafeMember
+    when its name or kind is refused before any host file is looked at."""
+    problem = member_problem(member)
+    if problem is not None:
+        raise UnsafeMember(problem)
+    name = member.name
+    path = tree_file(name, source_dir, objtree_headers)
+    if path is None:
+        return None
+    reason = _compare(member, path)
+    if reason is None:
+        return []
+    if member.kind == "file" and _stale_source(member, name, source_dir, path):
+        reason = ("stale source-tree header shadows the object tree's: the archive "
+                  "has the source tree's copy")
+    details = [f"{name}: {reason}"]
+    if member.kind == "file" and path.is_file() and not path.is_symlink():
+        details += short_diff(strip_comments(path.read_bytes()), member.data, name)
+    return details
+
+
+def _summary(bad: list[str], refused: list[str], checked: int) -> str:
+    """The first refusal in full (it names the member and why), then the differing count."""
+    parts = [refused[0] + (f" (and {len(refused) - 1} more refused)" if len(refused) > 1
+                           else "")] if refused else []
+    if bad:
+        parts.append(f"{len(bad)} of {checked} members differ from the tree: "
+                     + ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    return "; ".join(parts)
 
 
 def content(archive: ArchiveInput, source_dir: Path, objtree_headers: Path) -> CheckResult:
@@ -83,27 +122,24 @@ def content(archive: ArchiveInput, source_dir: Path, objtree_headers: Path) -> C
     if isinstance(parsed, CheckResult):
         return parsed
     bad: list[str] = []
+    refused: list[str] = []
     details: list[str] = []
     untracked = 0
     for name, member in sorted(parsed.entries.items()):
-        path = tree_file(name, source_dir, objtree_headers) if name else None
-        if path is None:
+        try:
+            found = _member_details(member, source_dir, objtree_headers) if name else None
+        except UnsafeMember as exc:
+            refused.append(str(exc))
+            continue
+        if found is None:
             untracked += 1  # member_list reports it as extra
-            continue
-        reason = _compare(member, path)
-        if reason is None:
-            continue
-        bad.append(name)
-        if member.kind == "file" and _stale_source(member, name, source_dir, path):
-            reason = ("stale source-tree header shadows the object tree's: the archive "
-                      "has the source tree's copy")
-        details.append(f"{name}: {reason}")
-        if member.kind == "file" and path.is_file() and not path.is_symlink():
-            details.extend(short_diff(strip_comments(path.read_bytes()), member.data, name))
+        elif found:
+            bad.append(name)
+            details += found
+    details = refused + details
     checked = len(parsed.entries) - untracked
-    if bad:
-        return failed(NAME, f"{len(bad)} of {checked} members differ from the tree: "
-                      + ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""), details)
+    if bad or refused:
+        return failed(NAME, _summary(bad, refused, checked), details)
     notes = _shadow_notes(sorted(parsed.entries), source_dir, objtree_headers)
     return passed(NAME, f"{checked} members equal their stripped tree files"
                   + (f" ({untracked} not in the trees)" if untracked else ""), notes)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kheaders_suite.verify.archive import Archive, ArchiveInput, Member, load
+from kheaders_suite.verify.members import name_problem
 from kheaders_suite.verify.result import CheckResult, failed, passed
 
 NAME = "metadata"
@@ -58,10 +59,12 @@ def _member_problems(member: Member, require_modes: bool) -> list[str]:
     if not _mode_ok(member, require_modes):
         want = DIR_MODE if member.kind == "dir" else FILE_MODE
         out.append(f"mode: {member.raw_name} is {member.mode:04o}, want {want:04o}")
-    if member.raw_name.startswith("/") or ".." in member.raw_name.split("/"):
-        out.append(f"unsafe name: {member.raw_name!r} escapes the extraction directory")
-    if member.kind == "other":
-        out.append(f"type: {member.raw_name} is neither file, directory nor link")
+    why = name_problem(member.raw_name)
+    if why is not None:
+        out.append(f"unsafe name: {member.raw_name!r} escapes the extraction directory: {why}")
+    if member.kind not in ("file", "dir", "symlink", "hardlink"):
+        out.append(f"type: {member.raw_name!r} is a {member.kind}, neither file, directory "
+                   "nor link")
     return out
 
 

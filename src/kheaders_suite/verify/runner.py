@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.source.tree import KernelVersion
-from kheaders_suite.verify.archive import ArchiveError, read_archive
+from kheaders_suite.verify.archive import ArchiveError, Limits, read_archive, xz_size
 from kheaders_suite.verify.content import content
 from kheaders_suite.verify.generated import config, release
 from kheaders_suite.verify.members import expected_members, member_list, optional_members
@@ -22,11 +20,14 @@ def check_archive(guest_bytes: bytes, build: KernelBuild, uname_r: str | None = 
     """identity, member_list, content, config, release, metadata: every result, pass or fail.
 
     ``uname_r`` defaults to the build's release; ``version`` to the one in that release;
-    ``mtime`` (epoch of KBUILD_BUILD_TIMESTAMP) is checked when given.
+    ``mtime`` (epoch of KBUILD_BUILD_TIMESTAMP) is checked when given. The guest's archive
+    may expand to Limits.from_build of the build's own, no further.
     """
-    results = [_identity(guest_bytes, build.archive)]
+    build_bytes = build.archive.read_bytes() if build.archive is not None else None
+    results = [_identity(guest_bytes, build_bytes)]
+    limits = Limits.from_build(xz_size(build_bytes) if build_bytes is not None else None)
     try:
-        parsed = read_archive(guest_bytes)
+        parsed = read_archive(guest_bytes, limits)
     except ArchiveError as exc:
         return results + [failed(n, f"archive unreadable: {exc}") for n in ARCHIVE_CHECKS]
     ver = version or KernelVersion.parse(build.release)
@@ -41,10 +42,10 @@ def check_archive(guest_bytes: bytes, build: KernelBuild, uname_r: str | None = 
     return results
 
 
-def _identity(guest_bytes: bytes, archive: Path | None) -> CheckResult:
-    if archive is None:
+def _identity(guest_bytes: bytes, build_bytes: bytes | None) -> CheckResult:
+    if build_bytes is None:
         return failed("identity", "the build made no archive (CONFIG_IKHEADERS off?)")
-    return identity(guest_bytes, archive.read_bytes())
+    return identity(guest_bytes, build_bytes)
 
 
 def report(results: list[CheckResult]) -> str:
