@@ -86,3 +86,35 @@ def test_a_symlinked_directory_in_the_tree_cannot_carry_a_later_member_out(
     with pytest.raises(UnsafeMember, match="resolves outside the tree"):
         extract_tree(archive, tmp_path / "out", stdlib_filter=False)
     assert list(outside.iterdir()) == []
+
+
+def _zeros_archive(path: Path, sizes: list[int]) -> Path:
+    with tarfile.open(path, "w:xz") as tar:
+        for i, size in enumerate(sizes):
+            info = _file(f"include/zero{i}.h")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+def test_an_xz_bomb_member_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """17 MiB of zeros compress to a few KB; no header is that big."""
+    archive = _zeros_archive(tmp_path / "bomb.tar.xz", [17 << 20])
+    assert archive.stat().st_size < 64 << 10
+    with pytest.raises(UnsafeMember, match=r"is 17 MiB, over the 16 MiB a header may be"):
+        extract_tree(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "value", "sizes", "message"), [
+    ("MAX_MEMBERS", 3, [1, 1, 1, 1], "more than 3 members"),
+    ("TAR_CEILING", 2 << 20, [1 << 20, 1 << 20, 1 << 20], "expands past 2 MiB"),
+])
+def test_member_count_and_total_size_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 name: str, value: int, sizes: list[int],
+                                                 message: str) -> None:
+    monkeypatch.setattr(f"kheaders_suite.host.extract.{name}", value)
+    archive = _zeros_archive(tmp_path / "many.tar.xz", sizes)
+    with pytest.raises(UnsafeMember, match=message):
+        extract_tree(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -7,6 +7,10 @@ a directory, or a link whose target stays inside the tree; a name that is relati
 ``..`` and stays inside ``dest`` once resolved. Then the stdlib's filter runs where it exists;
 elsewhere each member is extracted with the same normalisation the "data" filter applies
 (no set-id bits, no group or other write, no owner from the archive).
+
+Sizes are bounded as ``verify.archive`` bounds a served archive (its MAX_MEMBERS,
+MAX_MEMBER_BYTES and TAR_CEILING): members are counted as the tar is read, so an xz bomb
+is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import posixpath
 import tarfile
 from pathlib import Path
+
+from kheaders_suite.verify.archive import MAX_MEMBER_BYTES, MAX_MEMBERS, MIB, TAR_CEILING
 
 _SAFE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
                tarfile.LNKTYPE)
@@ -46,15 +52,27 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
 
 def checked_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
     """Every member, each checked; UnsafeMember names the first that fails."""
-    root = dest.resolve()
-    members = tar.getmembers()
-    for member in members:
+    root, members, total = dest.resolve(), [], 0
+    for member in tar:
+        members.append(member)
+        total += member.size
+        _within_limits(member, len(members), total)
         why = member_problem(member)
         if why is None and not (root / member.name).resolve().is_relative_to(root):
             why = "a name that resolves outside the tree"
         if why is not None:
             raise UnsafeMember(f"archive member {member.name!r}: {why}; nothing extracted")
     return members
+
+
+def _within_limits(member: tarfile.TarInfo, count: int, total: int) -> None:
+    if count > MAX_MEMBERS:
+        raise UnsafeMember(f"archive has more than {MAX_MEMBERS} members; nothing extracted")
+    if member.size > MAX_MEMBER_BYTES:
+        raise UnsafeMember(f"archive member {member.name!r} is {member.size // MIB} MiB, over "
+                           f"the {MAX_MEMBER_BYTES // MIB} MiB a header may be; nothing extracted")
+    if total > TAR_CEILING:
+        raise UnsafeMember(f"archive expands past {TAR_CEILING // MIB} MiB; nothing extracted")
 
 
 def _normalised(member: tarfile.TarInfo) -> tarfile.TarInfo:
