@@ -95,27 +95,30 @@ class FakeChannel:
 
 
 class FloodChannel(FakeChannel):
-    """A channel whose guest sends ``fill`` on stdout (and on stderr with ``stderr_too``)
+    """A channel whose guest sends ``fill`` on ``streams`` ("stdout", "stderr" or both)
     without end, or until ``limit`` bytes, then exits 0: what a hostile guest can do."""
 
     def __init__(self, fill: bytes = b"x", limit: int | None = None,
-                 stderr_too: bool = False) -> None:
+                 streams: tuple[str, ...] = ("stdout",)) -> None:
         super().__init__(greeting=b"")
-        self.fill, self.limit, self.stderr_too = fill, limit, stderr_too
+        self.fill, self.limit, self.streams = fill, limit, streams
         self.sent = 0  # bytes handed to the host so far
         self.eof_received = False
 
-    def recv_ready(self) -> bool:
+    def more(self) -> bool:
         return self.limit is None or self.sent < self.limit
+
+    def recv_ready(self) -> bool:
+        return "stdout" in self.streams and self.more()
 
     def recv(self, nbytes: int, /) -> bytes:
         size = nbytes if self.limit is None else min(nbytes, self.limit - self.sent)
         self.sent += size
-        self.exited = self.eof_received = not self.recv_ready()
+        self.exited = self.eof_received = not self.more()
         return (self.fill * (size // len(self.fill) + 1))[:size]
 
     def recv_stderr_ready(self) -> bool:
-        return self.stderr_too and self.recv_ready()
+        return "stderr" in self.streams and self.more()
 
     def recv_stderr(self, nbytes: int, /) -> bytes:
         return self.recv(nbytes)

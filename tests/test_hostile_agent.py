@@ -129,8 +129,7 @@ def test_a_line_without_end_is_lost_at_the_cap(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_stderr_flood_does_not_keep_the_agent_from_its_deadline() -> None:
-    chan = FloodChannel(stderr_too=True)
-    chan.recv_ready = lambda: False  # type: ignore[method-assign]  # stderr alone floods
+    chan = FloodChannel(streams=("stderr",))
     raised = finished(lambda: Agent(chan).readline(Deadline(0.5)))
     assert isinstance(raised, GuestTimeout)
     assert "no answer within 0s" in str(raised)  # 0.5 s, rounded
@@ -158,7 +157,7 @@ def test_exec_output_past_the_cap_is_cut_and_said(tmp_path: Path,
 def test_exec_output_without_end_meets_its_deadline(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(guest, "MAX_OUTPUT", 1 * MiB)
-    target = exec_guest(tmp_path, FloodChannel(stderr_too=True))
+    target = exec_guest(tmp_path, FloodChannel(streams=("stdout", "stderr")))
     peak, raised = peak_bytes(lambda: target.run(("yes",), timeout=1.0))
     assert isinstance(raised, GuestTimeout)
     assert "exceeded 1s (its output passed the cap): yes" in str(raised)
