@@ -94,14 +94,63 @@ class FakeChannel:
         self.closed = True
 
 
+class FloodChannel(FakeChannel):
+    """A channel whose guest sends ``fill`` on ``streams`` ("stdout", "stderr" or both)
+    without end, or until ``limit`` bytes, then exits 0: what a hostile guest can do."""
+
+    def __init__(self, fill: bytes = b"x", limit: int | None = None,
+                 streams: tuple[str, ...] = ("stdout",)) -> None:
+        super().__init__(greeting=b"")
+        self.fill, self.limit, self.streams = fill, limit, streams
+        self.sent = 0  # bytes handed to the host so far
+        self.eof_received = False
+
+    def more(self) -> bool:
+        return self.limit is None or self.sent < self.limit
+
+    def recv_ready(self) -> bool:
+        return "stdout" in self.streams and self.more()
+
+    def recv(self, nbytes: int, /) -> bytes:
+        size = nbytes if self.limit is None else min(nbytes, self.limit - self.sent)
+        self.sent += size
+        self.exited = self.eof_received = not self.more()
+        return (self.fill * (size // len(self.fill) + 1))[:size]
+
+    def recv_stderr_ready(self) -> bool:
+        return "stderr" in self.streams and self.more()
+
+    def recv_stderr(self, nbytes: int, /) -> bytes:
+        return self.recv(nbytes)
+
+    def sendall(self, data: bytes, /) -> None:
+        pass
+
+    def shutdown_write(self) -> None:
+        pass
+
+    def recv_exit_status(self) -> int:
+        return 0
+
+
+class StalledSFTP(FakeChannel):
+    """An SFTP channel whose server never answers: paramiko raises socket.timeout (a
+    TimeoutError) once the channel's timeout passes, here at once."""
+
+    def invoke_subsystem(self, name: str) -> None:
+        raise TimeoutError(f"{name}: no answer within the channel's {self.timeout}s")
+
+
 class FakeTransport:
     def __init__(self, chan: FakeChannel) -> None:
         self.chan = chan
+        self.open_timeouts: list[float | None] = []  # what each open_session waited at most
 
     def is_active(self) -> bool:
         return True
 
     def open_session(self, timeout: float | None = None) -> FakeChannel:
+        self.open_timeouts.append(timeout)
         return self.chan
 
 
@@ -114,6 +163,10 @@ class FakeClient:
 
     def get_transport(self) -> FakeTransport:
         return self.transport
+
+    def open_sftp(self) -> None:
+        """paramiko's waits an hour for the channel and without end for the server."""
+        raise AssertionError("open_sftp: an SFTP session without a timeout")
 
     def close(self) -> None:
         self.closed = True

@@ -84,8 +84,11 @@ def test_a_lost_vm_ends_the_wait_before_the_deadline() -> None:
     assert time.monotonic() - start < 2.0
 
 
-def test_an_agent_that_says_something_else_is_not_used() -> None:
-    assert Agent.ready(FakeChannel(greeting=b'{"hello": 1}\n'), Deadline(1.0)) is None
+def test_an_agent_that_says_something_else_is_lost() -> None:
+    chan = FakeChannel(greeting=b'{"hello": 1}\n')
+    with pytest.raises(VMLost, match="agent ready line: object without 'ready'"):
+        Agent.ready(chan, Deadline(1.0))
+    assert chan.closed
 
 
 @pytest.mark.parametrize(("greeting", "exited"), [

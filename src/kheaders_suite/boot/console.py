@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+READ_CAP = 64 << 20
+"""The most of one VM's console log the suite reads and scans (64 MiB): the file may grow
+past it (a guest that floods its console), but the host keeps and scans only the first
+READ_CAP bytes, plus the last TAIL_BYTES for a failure's message. Past the cap the kernel log
+is read from /dev/kmsg (the agent) alone; a panic or a hang report past it still ends the
+guest, since boot/vm.py's PanicWatch reads the stream as it arrives, in constant memory."""
+TAIL_BYTES = 64 << 10
+"""The end of a console past READ_CAP that a failure's message quotes from (64 KiB)."""
 
 # Lines that open a report the suite must fail on: BUG (soft lockup and atomic sleep among
 # them), WARNING, Oops, KASAN, lockdep, UBSAN, panic, and the hang detectors: hung task, hard
@@ -57,7 +67,9 @@ def find_reports(text: str, max_lines: int = 40) -> list[KernelReport]:
 
 
 def tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+    """The last ``lines`` lines, looked for in the last TAIL_BYTES only: a console of
+    millions of lines is not split whole for a message."""
+    return "\n".join(text[-TAIL_BYTES:].splitlines()[-lines:])
 
 
 def boot_hint(text: str) -> str | None:
@@ -83,17 +95,82 @@ class Milestone:
     guest_seconds: float  # the kernel's timestamp on that line
 
 
+_MILESTONES = (("kernel", _TIMESTAMPED), ("init", _INIT_STARTED), ("init_done", _INIT_DONE))
+
+
 def milestones(text: str) -> dict[str, Milestone]:
     """The first kernel line, init started, and the init done, where present."""
-    found: dict[str, Milestone] = {}
-    for name, pattern in (("kernel", _TIMESTAMPED), ("init", _INIT_STARTED),
-                          ("init_done", _INIT_DONE)):
-        match = pattern.search(text)
-        if match:
-            found[name] = Milestone(match.start(), float(match.group(1)))
-    return found
+    return MilestoneScan({}).feed(text)
 
 
 def hostfwd_conflict(text: str) -> bool:
     """QEMU could not bind the SSH forward port (another VM took it): retry with a new one."""
     return "Could not set up host forwarding rule" in text
+
+
+class ConsoleFile:
+    """One VM's console log (from byte ``base`` of ``path``), read incrementally: each call
+    reads only the bytes that arrived since the last, and never more than ``cap`` in all."""
+
+    def __init__(self, path: Path, base: int = 0, cap: int | None = None) -> None:
+        self.path, self.base = path, base
+        self.cap = READ_CAP if cap is None else cap
+        self.text = ""  # the bytes read so far, one character per byte
+
+    def head(self) -> str:
+        """The log's first ``cap`` bytes at most, as latin-1 (offsets are byte offsets)."""
+        if len(self.text) >= self.cap:
+            return self.text
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.base + len(self.text))
+                self.text += log.read(self.cap - len(self.text)).decode("latin-1")
+        except FileNotFoundError:
+            pass
+        return self.text
+
+    def size(self) -> int:
+        """How many bytes of this VM's log the file holds now."""
+        try:
+            return max(0, self.path.stat().st_size - self.base)
+        except FileNotFoundError:
+            return 0
+
+    def view(self) -> str:
+        """What a message quotes: all of the log while under the cap; past it, the head,
+        the last TAIL_BYTES and, as its last line, how much was not read."""
+        head, size = self.head(), self.size()
+        if size <= self.cap:
+            return head
+        with self.path.open("rb") as log:
+            log.seek(self.base + max(self.cap, size - TAIL_BYTES))
+            end = log.read(TAIL_BYTES).decode("latin-1").rstrip("\n")
+        return (f"{head}\n{end}\n[console past {self.cap >> 20} MiB (console.READ_CAP): "
+                f"{size - self.cap} bytes after it not scanned for kernel reports]\n")
+
+
+# A milestone line is short: a scan that resumes mid-line looks back this far for its start.
+_LINE_OVERLAP = 4096
+
+
+@dataclass
+class MilestoneScan:
+    """milestones() over a console that grows, scanning each byte about once: a call looks
+    only at what it has not seen, from the start of the last line it saw (a milestone split
+    across two reads is found whole), and stops once it found them all."""
+
+    found: dict[str, Milestone]
+    start: int = 0  # where the next scan begins: the start of a line not yet seen whole
+
+    def feed(self, text: str) -> dict[str, Milestone]:
+        """The milestones of ``text``, a longer copy of what the last call was given."""
+        if len(self.found) < len(_MILESTONES):
+            self._scan(text)
+        return dict(self.found)
+
+    def _scan(self, text: str) -> None:
+        for name, pattern in _MILESTONES:
+            if name not in self.found and (match := pattern.search(text, self.start)):
+                self.found[name] = Milestone(match.start(), float(match.group(1)))
+        line_start = text.rfind("\n", self.start) + 1
+        self.start = max(line_start, len(text) - _LINE_OVERLAP, self.start)

@@ -157,6 +157,7 @@ class VM:
     def __init__(self, spec: VMSpec, console: Path, vng: str = "vng") -> None:
         self.spec, self.console = spec, console
         self.base = console.stat().st_size if console.exists() else 0
+        self.log = consolelog.ConsoleFile(console, self.base)  # read incrementally, capped
         self.arrivals: list[tuple[float, int]] = []
         self.launched = time.monotonic()
         # vng runs `sh -c virtme-run ...`: its own bin dir must be on PATH (a venv not
@@ -202,19 +203,14 @@ class VM:
         return None if code is None else f"QEMU exited (vng status {code})"
 
     def console_text(self) -> str:
-        try:
-            return self.console.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """This VM's console as a message quotes it: its end, and what was not read, past
+        console.READ_CAP."""
+        return self.log.view()
 
     def own_console(self) -> str:
-        """This VM's part of the log, one character per byte (offsets match ``arrivals``)."""
-        try:
-            with self.console.open("rb") as log:
-                log.seek(self.base)
-                return log.read().decode("latin-1")
-        except FileNotFoundError:
-            return ""
+        """This VM's part of the log, one character per byte (offsets match ``arrivals``),
+        up to console.READ_CAP: only what arrived since the last call is read."""
+        return self.log.head()
 
     def close(self) -> None:
         """Kill the whole group (QEMU did not stop on a guest poweroff within 30 s here)."""

@@ -7,7 +7,9 @@ over a fake channel, without a guest.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import math
 import select
 import shlex
 from collections.abc import Callable
@@ -40,6 +42,19 @@ def agent_command(source: bytes) -> tuple[str, ...]:
 
 
 SEND_TIMEOUT = 120.0  # seconds under KVM for one request to leave; scaled like the rest
+MAX_LINE = 64 << 20
+"""The longest reply line the host keeps (64 MiB: a file of 48 MiB in base64), which bounds
+every string in a reply too. A guest that sends more without a newline is lost (VMLost
+naming the cap), not buffered without end."""
+# The fields of a reply, each with the one type it may have (inguest/agent.py writes them).
+REPLY_FIELDS: dict[str, type] = {"id": int, "rc": int, "stdout": str, "stderr": str,
+                                 "duration": float, "timed_out": bool}
+
+
+class BadReply(VMLost):
+    """The agent's channel sent what the agent never writes (a wrong type, another request's
+    id, a line past MAX_LINE): the guest side of the harness broke, unless the kernel says
+    otherwise (report/verdict.py)."""
 
 
 class Channel(Protocol):
@@ -82,11 +97,21 @@ class Agent:
         does not say so by ``deadline``."""
         agent = cls(chan)
         try:
-            ready = json.loads(agent.readline(deadline))
-        except (GuestTimeout, ValueError, EOFError):
+            line = agent.readline(deadline)
+        except (GuestTimeout, EOFError):
             chan.close()
             return None
-        return agent if "ready" in ready else None
+        try:
+            ready = json.loads(line)
+        except (ValueError, RecursionError):  # not the agent (a shell's complaint): unused
+            chan.close()
+            return None
+        try:
+            _ready_pid(ready, line)
+        except BadReply:
+            chan.close()
+            raise
+        return agent
 
     def request(self, payload: dict[str, Any], seconds: float,
                 lost: Lost = None) -> dict[str, Any]:
@@ -94,13 +119,12 @@ class Agent:
         self.chan.sendall((json.dumps({"id": self.next_id, **payload}) + "\n").encode())
         # The agent enforces ``seconds`` on commands itself; the margin covers its reply.
         line = self.readline(Deadline(seconds + AGENT_MARGIN), lost)
-        reply: dict[str, Any] = json.loads(line)
-        return reply
+        return checked_reply(line, self.next_id)
 
     def read(self, path: str, seconds: float, lost: Lost = None) -> bytes:
         reply = self.request({"op": "read", "path": path}, seconds, lost)
         _raise_file_error(reply, path)
-        return base64.b64decode(reply["stdout"])
+        return _decoded(reply, "stdout")
 
     def write(self, path: str, data: bytes, mode: int, seconds: float,
               lost: Lost = None) -> None:
@@ -112,7 +136,7 @@ class Agent:
         """The kernel log records the guest has not handed over yet (raw /dev/kmsg)."""
         reply = self.request({"op": "kmsg"}, seconds, lost)
         _raise_file_error(reply, "/dev/kmsg")
-        return base64.b64decode(reply["stdout"]).decode(errors="replace")
+        return _decoded(reply, "stdout").decode(errors="replace")
 
     def call(self, argv: tuple[str, ...], stdin: bytes | None, seconds: float,
              lost: Lost = None) -> CommandResult:
@@ -122,32 +146,91 @@ class Agent:
         command = shlex.join(argv)
         if reply["timed_out"]:
             raise GuestTimeout(f"guest command exceeded {seconds:.0f}s: {command}")
-        return CommandResult(command, int(reply["rc"]),
-                             base64.b64decode(reply["stdout"]).decode(errors="replace"),
-                             base64.b64decode(reply["stderr"]).decode(errors="replace"),
-                             float(reply["duration"]))
+        return CommandResult(command, reply["rc"],
+                             _decoded(reply, "stdout").decode(errors="replace"),
+                             _decoded(reply, "stderr").decode(errors="replace"),
+                             reply["duration"])
 
     def readline(self, deadline: Deadline, lost: Lost = None) -> bytes:
-        while b"\n" not in self.buffer:
+        """The next line the agent sends; VMLost past MAX_LINE bytes without a newline.
+        Each turn takes one read of each stream, so a flood cannot keep it from the deadline."""
+        scanned = 0  # the buffer before this offset holds no newline
+        while (end := self.buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self.buffer)
+            if scanned > MAX_LINE:
+                raise BadReply(f"agent reply: a line longer than {MAX_LINE >> 20} MiB "
+                             "(MAX_LINE) with no newline")
             why = lost() if lost is not None else None
             if why is not None:
                 raise VMLost(why)
+            if deadline.expired:
+                raise GuestTimeout(f"guest agent gave no answer within {deadline.seconds:.0f}s")
+            if self.chan.recv_stderr_ready():
+                self.chan.recv_stderr(65536)  # keep the window open; the agent logs nothing
             if self.chan.recv_ready():
                 self.buffer += self.chan.recv(1 << 20)
                 continue
-            while self.chan.recv_stderr_ready():
-                self.chan.recv_stderr(65536)  # keep the window open; the agent logs nothing
             if self.chan.exit_status_ready() and not self.chan.recv_ready():
                 raise EOFError("guest agent exited")
-            if deadline.expired:
-                raise GuestTimeout(f"guest agent gave no answer within {deadline.seconds:.0f}s")
             select.select([self.chan], [], [], min(0.5, deadline.remaining))
-        line, _, rest = bytes(self.buffer).partition(b"\n")
-        self.buffer = bytearray(rest)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
         return line
+
+
+def _ready_pid(ready: object, line: bytes) -> None:
+    """BadReply unless the agent's first line is {"ready": <its pid>}."""
+    if not isinstance(ready, dict) or "ready" not in ready:
+        raise BadReply(f"agent ready line: {_kind(ready)} without 'ready', not "
+                       f"{{\"ready\": <pid>}}: {line[:80]!r}")
+    _field(ready, "ready", int, "agent ready line")
+
+
+def checked_reply(line: bytes, request_id: int) -> dict[str, Any]:
+    """The reply in ``line`` to request ``request_id``, each field of the type the agent
+    writes; VMLost naming the first field that is not (the guest is not trusted)."""
+    try:
+        reply = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise BadReply(f"agent reply: not JSON ({exc}): {line[:80]!r}") from None
+    if not isinstance(reply, dict):
+        raise BadReply(f"agent reply: {_kind(reply)}, not object: {line[:80]!r}")
+    for name, kind in REPLY_FIELDS.items():
+        _field(reply, name, kind, "agent reply")
+    if reply["id"] != request_id:
+        raise BadReply(f"agent reply: 'id' is {reply['id']}, not {request_id} (the request's)")
+    if not math.isfinite(reply["duration"]) or reply["duration"] < 0:
+        raise BadReply(f"agent reply: 'duration' is {reply['duration']}, not a finite "
+                     "number of seconds")
+    return reply
+
+
+def _field(reply: dict[str, Any], name: str, kind: type, what: str) -> None:
+    """VMLost unless ``reply[name]`` is a ``kind`` (an int where a float goes; a bool is
+    no int here)."""
+    if name not in reply:
+        raise BadReply(f"{what}: {name!r} missing")
+    value = reply[name]
+    kinds = (int, float) if kind is float else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and kind is not bool):
+        raise BadReply(f"{what}: {name!r} is {_kind(value)}, not {kind.__name__}")
+
+
+def _kind(value: object) -> str:
+    """The JSON-ish name of ``value``'s type, as a message names it."""
+    names = {dict: "object", list: "list", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _decoded(reply: dict[str, Any], name: str) -> bytes:
+    """The bytes of a base64 field; VMLost naming it if it is not base64."""
+    try:
+        return base64.b64decode(reply[name], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadReply(f"agent reply: {name!r} is not base64 ({exc})") from None
 
 
 def _raise_file_error(reply: dict[str, Any], path: str) -> None:
     if reply["rc"] != 0:
-        message = base64.b64decode(reply["stderr"]).decode(errors="replace")
-        raise OSError(int(reply["rc"]), f"in the guest: {message}", path)
+        message = _decoded(reply, "stderr").decode(errors="replace")
+        raise OSError(reply["rc"], f"in the guest: {message}", path)

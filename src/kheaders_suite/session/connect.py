@@ -162,12 +162,13 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
     init_wait = Deadline(init_done_wait * scale)
     kernel_seen = False
     last_error = "no attempt"
+    scan = console.MilestoneScan({})  # each poll scans only the console's new bytes
     while not deadline.expired:
         if not vm.alive():
             why = vm.gone(settle=1.0) or "QEMU stopped"
             raise_if_kernel_said(vm)
             raise VMLost(_lost_message(vm, f"VM exited before SSH came up ({why})"))
-        marks = console.milestones(vm.own_console())
+        marks = scan.feed(vm.own_console())
         kernel_seen = kernel_seen or "kernel" in marks
         if not kernel_seen and started.expired:
             raise VMLost(_lost_message(vm, silent_kernel(vm, started.seconds)))

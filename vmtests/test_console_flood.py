@@ -1,0 +1,48 @@
+"""A guest that floods its console: the host reads and scans at most the console's cap, says
+so, and the guest and its verdict are unharmed (a flood from user space is no kernel report).
+
+The real cap (console.READ_CAP, 64 MiB) is lowered to 1 MiB for this test's VM: the guest's
+console (hvc0) carries about 60 KiB/s under TCG, so a flood past 64 MiB would take 20 minutes;
+past 1 MiB it takes half a minute, over the same path (guest tty, QEMU, vng, the drain
+thread, the log file, ConsoleFile).
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from kheaders_suite.host.deadline import Deadline, poll
+from kheaders_suite.session.guest import Guest
+
+MiB = 1 << 20
+CAP = 1 * MiB
+FLOOD = 2 * MiB
+LINE = "console flood from the guest"
+LINES = FLOOD // len(LINE) + 1  # whole lines, more than FLOOD bytes
+
+
+@pytest.mark.variants("sysfs")
+def test_a_console_flood_is_read_up_to_the_cap_and_said(guest: Guest) -> None:
+    log = guest.vm.log
+    real_cap, log.cap = log.cap, CAP
+    try:
+        guest.run_script(f"yes '{LINE}' | head -n {LINES} > /dev/console",
+                         timeout=300 * guest.scale).check()
+        arrived = poll(lambda: True if log.size() >= FLOOD else None, Deadline(60.0), 0.5)
+        assert arrived, f"only {log.size()} bytes of the {FLOOD}-byte flood reached the host"
+        tracemalloc.start()
+        head, view = guest.vm.own_console(), guest.vm.console_text()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        log.cap = real_cap
+    assert len(head) == CAP
+    assert peak < 4 * CAP, f"reading the console took {peak} bytes, with a {CAP}-byte cap"
+    last = view.splitlines()
+    assert LINE in last[-2], last[-2]  # the end of the flood, quoted past the cap
+    assert last[-1].startswith("[console past 1 MiB (console.READ_CAP): "), last[-1]
+    assert last[-1].endswith(" bytes after it not scanned for kernel reports]")
+    assert guest.run(("true",)).rc == 0
+    assert guest.scan_kernel_log("the console flood").reports == ()
