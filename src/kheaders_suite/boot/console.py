@@ -145,7 +145,7 @@ class ConsoleFile:
         with self.path.open("rb") as log:
             log.seek(self.base + max(self.cap, size - TAIL_BYTES))
             end = log.read(TAIL_BYTES).decode("latin-1").rstrip("\n")
-        return (f"{head}\n{end}\n[console past {self.cap >> 20} MiB (console.READ_CAP): "
+        return (f"{head}\n{end}\n[console past {_size(self.cap)} (console.READ_CAP): "
                 f"{size - self.cap} bytes after it not scanned for kernel reports]\n")
 
 
@@ -174,3 +174,7 @@ class MilestoneScan:
                 self.found[name] = Milestone(match.start(), float(match.group(1)))
         line_start = text.rfind("\n", self.start) + 1
         self.start = max(line_start, len(text) - _LINE_OVERLAP, self.start)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
