@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kheaders_suite import HARNESS_VERSION
-from kheaders_suite.build import cache_entry, kconfig
+from kheaders_suite.build import cache_entry, kconfig, sandbox
 from kheaders_suite.build.inputs import build_key, check_config, compiler_version, fragments_for
 from kheaders_suite.build.make import Runner, compiler_command, make_env
 from kheaders_suite.build.steps import expected_steps, remember_steps
@@ -170,7 +170,8 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         label = target_id(arch.name, variant.name)
-        runner = _runner(opts, moddir / "build.log", progress, label, (moddir, ws / "obj"))
+        runner = _runner(opts, moddir / "build.log", progress, label,
+                         (moddir, ws / "src", ws / "obj"))
         progress(f"{label}: module {moddir}, log {runner.log}")
         _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare")
         runner.run((*make, f"-j{opts.jobs}", "modules_prepare"))
@@ -182,9 +183,13 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
 def _runner(opts: BuildOptions, log: Path, progress: Progress, label: str,
             places: tuple[Path, ...]) -> Runner:
     """A make runner into ``log`` with the build's environment; ``places``: where else its
-    commands write (the work copy, the object tree), for the disk-full message."""
-    return Runner(log, make_env(opts.timestamp, opts.cache_dir), progress, label, opts.timeout,
-                  places=places)
+    commands write (the work copy, which merge_config.sh's temporary files go to, the object
+    tree), for the disk-full message and the sandbox's writable binds. In the sandbox when
+    kheaders-ci asks for it (sandbox.SANDBOX_VARIABLE), ccache's directory writable too."""
+    bwrap = sandbox.find_bwrap() if sandbox.wanted(os.environ) else None
+    env = make_env(opts.timestamp, opts.cache_dir)
+    return Runner(log, env, progress, label, opts.timeout, places=places, bwrap=bwrap,
+                  writable=(Path(env["CCACHE_DIR"]),))
 
 
 def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
@@ -272,7 +277,8 @@ def _install_modules(runner: Runner, make: tuple[str, ...], obj: Path,
         return None
     runner.stage("modules_install")
     modroot = out / "modroot"
-    runner.run((*make, f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"))
+    runner.run((*make, f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"),
+               writes=(modroot,))
     return modroot
 
 

@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+from kheaders_suite.build import sandbox
 from kheaders_suite.build.steps import count_steps, progress_line
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.errors import BuildFailed
@@ -54,13 +55,19 @@ def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
 
 
 class Runner:
-    """Runs build commands into one log, printing the stage and its progress as it goes."""
+    """Runs build commands into one log, printing the stage and its progress as it goes.
+
+    ``bwrap``: run each command in the build sandbox (build/sandbox.py), writable there only
+    ``places`` and ``writable`` (ccache's directory), and what one command adds (``writes``);
+    None runs them as they are."""
 
     def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
-                 timeout: float, places: tuple[Path, ...] = ()) -> None:
+                 timeout: float, places: tuple[Path, ...] = (), bwrap: str | None = None,
+                 writable: tuple[Path, ...] = ()) -> None:
         self.log, self.env, self.progress, self.label = log, env, progress, label
         self.timeout = timeout
         self.places = places  # where the commands write besides the log: the work copy, objects
+        self.bwrap, self.writable = bwrap, writable
         self.current = "start"
         self.t0 = time.monotonic()
         self.steps = 0  # kbuild steps the last command printed
@@ -70,13 +77,43 @@ class Runner:
         self.progress(f"{self.label}: {name} ({time.monotonic() - self.t0:.0f}s)")
 
     def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
-            env: dict[str, str] | None = None, expected: int | None = None) -> None:
+            env: dict[str, str] | None = None, expected: int | None = None,
+            writes: tuple[Path, ...] = ()) -> None:
+        """``writes``: where this command writes besides the runner's places (made here)."""
         def tick(output: proc.Output, elapsed: float) -> None:
             line = progress_line(self.current, count_steps(output.read()), expected, elapsed)
             self.progress(f"{self.label}: {line}, log {self.log}")
 
-        output = proc.run_logged(cmd, self.log, what=f"{self.label}: {self.current}",
-                                 error=BuildFailed, timeout=self.timeout, cwd=cwd,
-                                 env={**os.environ, **self.env, **(env or {})}, tick=tick,
-                                 every=PROGRESS_EVERY, places=self.places)
+        start = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            output = proc.run_logged(self.sandboxed(cmd, writes), self.log,
+                                     what=f"{self.label}: {self.current}",
+                                     error=BuildFailed, timeout=self.timeout, cwd=cwd,
+                                     env={**os.environ, **self.env, **(env or {})}, tick=tick,
+                                     every=PROGRESS_EVERY, places=(*self.places, *writes))
+        except BuildFailed as exc:
+            raise self.refused(exc, start) from None
         self.steps = count_steps(output.read())
+
+    def sandboxed(self, cmd: tuple[str, ...], writes: tuple[Path, ...]) -> tuple[str, ...]:
+        """``cmd`` as it runs: in the sandbox, its writable places made first, if asked."""
+        if self.bwrap is None:
+            return cmd
+        places = (*self.places, *self.writable, *writes)
+        for place in places:
+            place.mkdir(parents=True, exist_ok=True)
+        return sandbox.bwrap_command(self.bwrap, places, cmd)
+
+    def refused(self, exc: BuildFailed, start: int) -> BuildFailed:
+        """``exc``, led by the sandbox's refusal of a write when the command's output (from
+        ``start`` in the log) has one: with -j it is rarely among the last lines, and the
+        first line is what a report shows of a build failure."""
+        if self.bwrap is None:
+            return exc
+        with self.log.open("rb") as handle:
+            handle.seek(start)
+            line = sandbox.refused_write(handle.read().decode(errors="replace"))
+        if not line:
+            return exc
+        return BuildFailed(f"{self.label}: {self.current}: the build sandbox refused a write "
+                           f"outside the work copy and object tree: \"{line}\"\n{exc}")

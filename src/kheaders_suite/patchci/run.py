@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO
 
 from kheaders_suite import vmsuite
+from kheaders_suite.build import sandbox
 from kheaders_suite.build.inputs import build_key
 from kheaders_suite.build.kernel import BuildOptions, key_inputs
 from kheaders_suite.catalog import arches, variants
@@ -88,6 +89,13 @@ class SuiteOptions:
     sweep: str = "none"  # "none": no timing tests; "reduced"/"full": pytest's --sweep
     accel: str = "auto"
     python: str = sys.executable
+    sandbox: bool = True  # every make in the build sandbox (build/sandbox.py)
+
+
+def suite_env(opts: SuiteOptions, env: Mapping[str, str] | None) -> dict[str, str]:
+    """What a pytest run of the suite gets added to its environment: ``env``, and whether its
+    builds run in the sandbox (said either way: never inherited from this process's)."""
+    return {**(env or {}), sandbox.SANDBOX_VARIABLE: "1" if opts.sandbox else "0"}
 
 
 @dataclass(frozen=True)
@@ -327,7 +335,8 @@ def run_side(clone: Path, side: str, job: Target, opts: SuiteOptions, out: Path,
     paths.dir.mkdir(parents=True)
     label = f"{side} {job.id}"
     say(f"{label}: running the suite, log {paths.log}")
-    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say, env=env)
+    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say,
+                   env=suite_env(opts, env))
     build = build_dir(opts.cache_dir, clone, job)
     status, message = side_status(build, paths.junit, paths.results_json, job.id)
     archive, config = copy_outputs(build, paths)
@@ -377,7 +386,7 @@ def retry_tests(clone: Path, side: str, run: SideRun, nodeids: Sequence[str],
     label = f"{side} {run.job.id} retry"
     say(f"{label}: {len(nodeids)} tests once more, log {paths.log}")
     rc = run_suite(retry_command(clone, run.job, opts, paths, nodeids), paths.log, label, say,
-                   env=env)
+                   env=suite_env(opts, env))
     retry = sides.load_retry(nodeids, paths.junit, rc)
     say(f"{label}: pytest exit {rc}; " + ", ".join(
         f"{n}: {retry.tests[n].outcome if n in retry.tests else 'no result'}" for n in nodeids))
