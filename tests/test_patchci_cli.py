@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import cli
 from kheaders_suite.patchci import run as runs
 from kheaders_suite.patchci import side as sides
@@ -129,6 +130,36 @@ def test_a_selection_without_tests_is_bad_input(kernel_repo: KernelRepo, tmp_pat
         "x86_64-sysfs, x86_64-proc; pass a -k expression naming tests of vmtests/, e.g. "
         "test_archive\n")
     assert clone_dirs(cache) == []  # made by this run, removed again
+
+
+@pytest.mark.parametrize(("select", "said"), [
+    # "x86_64-sysfs and (test_archive) or (test_layout)": test_layout of every target
+    ("test_archive) or (test_layout", "its parentheses do not balance; pass one -k "
+     "expression, e.g. 'test_archive or (test_layout and not arm64)'"),
+    ("(test_archive", "its parentheses do not balance; pass one -k expression, e.g. "
+     "'test_archive or (test_layout and not arm64)'"),
+    # balanced, counting the quoted ones: pytest's call syntax could hide one in a string
+    ('test_archive(x="(")) or (test_layout(x=")")', "only test names, and, or, not and parentheses "
+     "make a -k expression (no quotes, '=' or ',')"),
+])
+def test_a_selection_cannot_reach_beyond_the_jobs_target(
+        kernel_repo: KernelRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        select: str, said: str) -> None:
+    cache = tmp_path / "cache"
+    rc = cli.main(["--tree", str(kernel_repo.path), "--range", "v6.12..series", "--arch",
+                   "x86_64", "--variant", "sysfs", "--select", select, "--cache-dir",
+                   str(cache), "--dry-run"])
+    out, err = capsys.readouterr()
+    assert (rc, out) == (2, "")
+    assert err == f"kheaders-ci: --select {select!r}: {said}\n"
+    assert clone_dirs(cache) == []
+
+
+def test_a_balanced_selection_stays_inside_the_target() -> None:
+    assert runs.keyword(["x86_64-sysfs"], "test_a or (test_b and not test_c)") == \
+        "x86_64-sysfs and (test_a or (test_b and not test_c))"
+    with pytest.raises(UserError, match="do not balance"):
+        runs.keyword(["x86_64-sysfs"], "a) or (b")
 
 
 def path_without_bwrap(tmp_path: Path) -> str:

@@ -37,6 +37,7 @@ from kheaders_suite.patchci.run import (
     SWEEPS,
     SideRun,
     SuiteOptions,
+    check_select,
     check_selection,
     jobs_for,
     pytest_command,
@@ -268,6 +269,7 @@ def execute(args: argparse.Namespace) -> int:
     """Validate (cheap checks first), run both sides, report; the exit status."""
     jobs = jobs_for(args.arch, args.variant)
     parse_fault(args.patched_fault)  # a UserError before anything is built
+    check_select(args.select)
     cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
     if args.sandbox:
         sandbox.probe(sandbox.find_bwrap())  # before anything is cloned or built

@@ -64,6 +64,10 @@ _PROGRESS = re.compile(r"^(\[kheaders\] |=+ .*\b(passed|failed|error|errors|skip
                        r"deselected|no tests ran)\b.* =+$)")
 Say = Callable[[str], None]
 PYTEST_NO_TESTS, PYTEST_USAGE_ERROR = 5, 4  # pytest.ExitCode, without importing pytest here
+# What a -k expression of test names needs: pytest's identifiers (letters, digits and
+# _ : + - . [ ] \ /), spaces, parentheses. Not quotes, '=' or ',': pytest's call syntax
+# (name(key="value")), whose string literals could hide a parenthesis from check_select.
+_SELECT_CHARS = re.compile(r"[\w\s:+\-.\[\]\\/()]*")
 
 
 
@@ -133,8 +137,27 @@ def side_paths(out: Path, side: str, job: Target) -> SidePaths:
     return SidePaths(out / side / job.id)
 
 
+def check_select(select: str) -> None:
+    """UserError unless ``select`` is a -k expression that keyword() can put in parentheses
+    without it reaching out of them ("x) or (y" would select every test of every target):
+    names (pytest's identifiers), spaces and parentheses only, the parentheses balanced."""
+    depth = 0
+    for char in select:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise UserError(f"--select {select!r}: its parentheses do not balance; pass one -k "
+                        "expression, e.g. 'test_archive or (test_layout and not arm64)'")
+    if not _SELECT_CHARS.fullmatch(select):
+        raise UserError(f"--select {select!r}: only test names, and, or, not and "
+                        "parentheses make a -k expression (no quotes, '=' or ',')")
+
+
 def keyword(targets: Iterable[str], select: str) -> str:
-    """pytest -k: the targets' ids (any of them), and the user's expression if any."""
+    """pytest -k: the targets' ids (any of them), and the user's expression if any, which
+    check_select has let through (UserError if not)."""
+    check_select(select)
     names = list(targets)
     expr = names[0] if len(names) == 1 else "(" + " or ".join(names) + ")"
     return f"{expr} and ({select})" if select else expr
