@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.build import sandbox
+from kheaders_suite.build import kernel, sandbox
 from kheaders_suite.build.make import Runner
+from kheaders_suite.catalog import arches, variants
 from kheaders_suite.errors import BuildFailed, InfraError, UserError
+from kheaders_suite.source.tree import KernelSource, KernelVersion
 
 
 def _usable() -> str:
@@ -193,3 +195,27 @@ def test_a_host_that_cannot_make_a_sandbox_is_an_infra_error(tmp_path: Path) -> 
     with pytest.raises(InfraError, match=r"cannot run here: bwrap: Creating new namespace "
                                          r"failed: Operation not permitted; .*--no-sandbox"):
         sandbox.probe(str(fake))
+
+
+def test_sandboxed_builds_keep_to_a_workspace_and_ccache_of_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a series' make wrote (host programs in the object tree, a ccache.conf whose
+    compiler_check is a command) is never run by a build outside the sandbox."""
+    source = KernelSource(tmp_path / "linux", KernelVersion(6, 12), "git:1:x", "linux")
+    arch = arches.get("x86_64")
+    monkeypatch.setenv(sandbox.SANDBOX_VARIABLE, "1")
+    inside = kernel.BuildOptions(cache_dir=tmp_path)
+    monkeypatch.setenv(sandbox.SANDBOX_VARIABLE, "0")
+    outside = kernel.BuildOptions(cache_dir=tmp_path)
+    assert (inside.sandbox, outside.sandbox) == (True, False)
+    assert kernel.workspace(inside, source, arch) == \
+        kernel.workspace(outside, source, arch).with_name(
+            kernel.workspace(outside, source, arch).name + "-sandbox")
+    runners = [kernel._runner(o, tmp_path / "log", lambda line: None, "x", ())
+               for o in (inside, outside)]
+    assert [r.env["CCACHE_DIR"] for r in runners] == [str(tmp_path / "ccache-sandbox"),
+                                                       str(tmp_path / "ccache")]
+    assert runners[0].writable == (tmp_path / "ccache-sandbox",)
+    assert runners[1].bwrap is None
+    assert kernel.key_inputs(source, arch, variants.get("sysfs"), inside) == \
+        kernel.key_inputs(source, arch, variants.get("sysfs"), outside)

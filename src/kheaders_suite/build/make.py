@@ -24,8 +24,9 @@ def compiler_command(arch: Arch, use_ccache: bool) -> str:
     return f"ccache {gcc}" if use_ccache and shutil.which("ccache") else gcc
 
 
-def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
-    """What every build command runs with, besides the caller's environment."""
+def make_env(timestamp: str, cache_dir: Path, ccache: str = "ccache") -> dict[str, str]:
+    """What every build command runs with, besides the caller's environment; ccache's
+    directory is ``ccache`` in ``cache_dir``."""
     return {
         "KBUILD_BUILD_TIMESTAMP": timestamp,
         "KBUILD_BUILD_USER": "kheaders",
@@ -35,7 +36,7 @@ def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
         # previous link's number, and a later make (modules_install) repacks it with the new one.
         # A fixed number keeps UTS_VERSION, and so the archive, stable across links.
         "KBUILD_BUILD_VERSION": "1",
-        "CCACHE_DIR": str(cache_dir / "ccache"),
+        "CCACHE_DIR": str(cache_dir / ccache),
         # Relative paths in the hash, so work copies at other paths still hit.
         "CCACHE_BASEDIR": str(cache_dir),
         "CCACHE_MAXSIZE": "8G",
