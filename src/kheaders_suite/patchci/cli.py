@@ -66,14 +66,17 @@ the series:
 the build sandbox (on by default; --no-sandbox turns it off):
   every make of both sides (configure, the image, modules, modules_install) runs in
   bubblewrap (bwrap): the host's file system read-only, writable only the build's work copy
-  and object tree, ccache's directory, a private /tmp and the modules' install directory;
-  no network (a loopback of its own), no capabilities, every namespace unshared. A series'
-  Makefiles, Kconfig, scripts and host programs run there, as the series' author wrote
-  them: on for --range too, since kheaders-ci cannot tell a range of the user's own from
-  a pull request's (the ci/templates pass one), and for the base side, which builds in
-  the object tree a series' make wrote to before. A write outside those places fails the
-  build, and the report quotes make's "Read-only file system" line. Reads are not
-  confined: the build can read what this user can read. Needs bwrap (Debian: apt-get
+  and object tree, its ccache directory, a private /tmp and the modules' install
+  directory; no network (a loopback of its own), no capabilities, every namespace
+  unshared. A series' Makefiles, Kconfig, scripts and host programs run there: on for
+  --range too, since kheaders-ci cannot tell a range of the user's own from a pull
+  request's (the ci/templates pass one), and for the base side, which builds in the
+  object tree a series' make wrote to before. Sandboxed builds have a work copy, object
+  tree and ccache directory of their own (<cache-dir>/work/*-sandbox,
+  <cache-dir>/ccache-sandbox), which no unconfined build uses: the first sandboxed build
+  of a tree is a cold one. A write outside those places fails the build, and the report
+  quotes make's "Read-only file system" line. Reads are not confined: the build can read
+  what this user can read, and put it in what it builds. Needs bwrap (Debian: apt-get
   install bubblewrap) and user namespaces or CAP_SYS_ADMIN; it is tried once before
   anything is built. --no-sandbox: for a series you trust, on a host without bwrap.
 
