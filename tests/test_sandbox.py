@@ -219,3 +219,18 @@ def test_sandboxed_builds_keep_to_a_workspace_and_ccache_of_their_own(
     assert runners[1].bwrap is None
     assert kernel.key_inputs(source, arch, variants.get("sysfs"), inside) == \
         kernel.key_inputs(source, arch, variants.get("sysfs"), outside)
+
+
+def test_a_sandbox_that_does_not_start_is_the_hosts_error(tmp_path: Path, clone: Path) -> None:
+    """bwrap's own complaint (a stand-in: a container that masks /proc) is no build's
+    failure: an InfraError naming it, which kheaders-ci blames on no series."""
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho \"bwrap: Can't mount proc on /newroot/proc: Operation "
+                    "not permitted\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(InfraError) as raised:
+        runner(tmp_path, clone, str(fake)).run(make(clone, "inside"))
+    assert not isinstance(raised.value, BuildFailed)
+    assert str(raised.value).splitlines()[0] == (
+        "x86_64-sysfs: start: the build sandbox did not start: bwrap: Can't mount proc on "
+        "/newroot/proc: Operation not permitted")

@@ -11,9 +11,10 @@ from pathlib import Path
 from kheaders_suite.build import sandbox
 from kheaders_suite.build.steps import count_steps, progress_line
 from kheaders_suite.catalog.arches.arch import Arch
-from kheaders_suite.errors import BuildFailed
+from kheaders_suite.errors import BuildFailed, InfraError
 from kheaders_suite.host import proc
 from kheaders_suite.records import Progress
+from kheaders_suite.text import first_line
 
 PROGRESS_EVERY = 30.0
 
@@ -93,7 +94,7 @@ class Runner:
                                      env={**os.environ, **self.env, **(env or {})}, tick=tick,
                                      every=PROGRESS_EVERY, places=(*self.places, *writes))
         except BuildFailed as exc:
-            raise self.refused(exc, start) from None
+            raise self.explained(exc, start) from None
         self.steps = count_steps(output.read())
 
     def sandboxed(self, cmd: tuple[str, ...], writes: tuple[Path, ...]) -> tuple[str, ...]:
@@ -105,16 +106,22 @@ class Runner:
             place.mkdir(parents=True, exist_ok=True)
         return sandbox.bwrap_command(self.bwrap, places, cmd)
 
-    def refused(self, exc: BuildFailed, start: int) -> BuildFailed:
-        """``exc``, led by the sandbox's refusal of a write when the command's output (from
-        ``start`` in the log) has one: with -j it is rarely among the last lines, and the
-        first line is what a report shows of a build failure."""
+    def explained(self, exc: BuildFailed, start: int) -> InfraError:
+        """``exc``, led by what the sandbox said in the command's output (from ``start`` in
+        the log): a refused write (with -j rarely among the last lines, and the first line is
+        what a report shows of a build failure), or bwrap's own failure to start, which is
+        no build's fault (an InfraError, not BuildFailed)."""
         if self.bwrap is None:
             return exc
         with self.log.open("rb") as handle:
             handle.seek(start)
-            line = sandbox.refused_write(handle.read().decode(errors="replace"))
+            # what the command said: after the "$ argv" line proc.run_logged writes first
+            said = handle.read().decode(errors="replace").lstrip("\n").partition("\n")[2]
+        where = f"{self.label}: {self.current}"
+        if said.startswith(sandbox.OWN_ERROR):
+            return InfraError(f"{where}: {sandbox.DID_NOT_START}: {first_line(said)}\n{exc}")
+        line = sandbox.refused_write(said)
         if not line:
             return exc
-        return BuildFailed(f"{self.label}: {self.current}: the build sandbox refused a write "
-                           f"outside the work copy and object tree: \"{line}\"\n{exc}")
+        return BuildFailed(f"{where}: the build sandbox refused a write outside the work copy "
+                           f"and object tree: \"{line}\"\n{exc}")

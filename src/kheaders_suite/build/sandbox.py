@@ -15,7 +15,8 @@ image, modules, modules_install, an external module) then runs inside bwrap:
   (``--new-session``), and it dies with the suite (``--die-with-parent``).
 
 A write anywhere else fails with EROFS; the build error then quotes that line first (what
-the verdict shows as the series' build failure). Reads are not confined: a series can read
+the verdict shows as the series' build failure). bwrap's own failure to set the sandbox up
+is an infrastructure error instead, blamed on no series. Reads are not confined: a series can read
 whatever the suite's user can read, and put it in what the build produces.
 """
 
@@ -31,6 +32,10 @@ from kheaders_suite.errors import InfraError, UserError
 SANDBOX_VARIABLE = "KHEADERS_SANDBOX"  # "1": every make runs in the sandbox
 BWRAP = "bwrap"
 REFUSED = "Read-only file system"  # strerror(EROFS): a write outside the writable binds
+OWN_ERROR = "bwrap: "  # how bwrap's own errors start (it failed to set the sandbox up)
+# In the error of a command whose sandbox did not start: patchci/run.py blames no series
+# for it.
+DID_NOT_START = "the build sandbox did not start"
 MISSING = f"{BWRAP} not found: apt-get install bubblewrap, or --no-sandbox"
 PROBE_TIMEOUT = 60.0
 
@@ -74,7 +79,7 @@ def probe(bwrap: str) -> None:
                               text=True, stdin=subprocess.DEVNULL, timeout=PROBE_TIMEOUT,
                               check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InfraError(f"the build sandbox ({bwrap}) did not start: {exc}") from None
+        raise InfraError(f"{DID_NOT_START} ({bwrap}): {exc}") from None
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()
         raise InfraError(f"the build sandbox ({bwrap}) cannot run here: "

@@ -18,7 +18,8 @@ compare.py reads it for a run that collected nothing or stopped):
   when it reported at boot) or every test that ran ERRORed;
 - ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
   and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
-  fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
+  fault, so its ERRORs count as infrastructure errors, never as the series' build failure),
+  and a build sandbox that did not start (bwrap's own error, build/sandbox.py: the host's).
 
 Two more runs may follow on the patched side, each its own pytest run with the checkout
 unchanged, so the build is the cached one and costs nothing but a boot: the whole side again
@@ -301,7 +302,7 @@ def side_status(build: Path | None, junit: Path, results_json: Path,
     errors = [t for t in tests if t.outcome == Outcome.ERROR]
     first = errors[0].message if errors else ""
     if build is None or not (build / "build.json").is_file():
-        if not errors or "PatchFailed" in first:
+        if not errors or "PatchFailed" in first or sandbox.DID_NOT_START in first:
             return SideStatus.OK, ""
         return SideStatus.BUILD_FAILED, first
     ran = [t for t in tests if t.outcome != Outcome.SKIP]
