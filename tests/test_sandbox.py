@@ -41,13 +41,15 @@ real = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT)
 MAKEFILE = """\
 inside:
 \techo built > $(OBJ)/built.o
-\techo scratch > /tmp/scratch && cat /tmp/scratch
+\techo scratch > $(SCRATCH) && cat $(SCRATCH)
 outside:
 \techo escaped > $(OUT)
 connect:
 \tpython3 -c 'import socket; socket.create_connection(("127.0.0.1", $(PORT)), timeout=5)'
 links:
 \tcat /proc/net/dev
+env:
+\tenv
 """
 
 
@@ -234,3 +236,18 @@ def test_a_sandbox_that_does_not_start_is_the_hosts_error(tmp_path: Path, clone:
     assert str(raised.value).splitlines()[0] == (
         "x86_64-sysfs: start: the build sandbox did not start: bwrap: Can't mount proc on "
         "/newroot/proc: Operation not permitted")
+
+
+@real
+def test_the_ci_s_variables_stay_outside(tmp_path: Path, clone: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_JOB_TOKEN", "secret-token")
+    monkeypatch.setenv("LC_ALL", "C")
+    build = runner(tmp_path, clone, sandbox.find_bwrap())
+    build.env = {"KBUILD_BUILD_USER": "kheaders"}
+    build.run(make(clone, "env"), env={"ARCH": "x86_64"})
+    said = log_text(tmp_path)
+    assert "secret-token" not in said
+    for wanted in ("KBUILD_BUILD_USER=kheaders", "ARCH=x86_64", "LC_ALL=C", "TMPDIR=/tmp",
+                   f"PATH={os.environ['PATH']}"):
+        assert f"\n{wanted}\n" in said, wanted

@@ -91,11 +91,19 @@ class Runner:
             output = proc.run_logged(self.sandboxed(cmd, writes), self.log,
                                      what=f"{self.label}: {self.current}",
                                      error=BuildFailed, timeout=self.timeout, cwd=cwd,
-                                     env={**os.environ, **self.env, **(env or {})}, tick=tick,
+                                     env=self.environment(env or {}), tick=tick,
                                      every=PROGRESS_EVERY, places=(*self.places, *writes))
         except BuildFailed as exc:
             raise self.explained(exc, start) from None
         self.steps = count_steps(output.read())
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """A command's environment: this process's and the build's, then ``env``; in the
+        sandbox only a few of this process's variables (sandbox.environment)."""
+        build = {**self.env, **env}
+        if self.bwrap is None:
+            return {**os.environ, **build}
+        return sandbox.environment(os.environ, build)
 
     def sandboxed(self, cmd: tuple[str, ...], writes: tuple[Path, ...]) -> tuple[str, ...]:
         """``cmd`` as it runs: in the sandbox, its writable places made first, if asked."""

@@ -12,7 +12,9 @@ image, modules, modules_install, an external module) then runs inside bwrap:
   (build/kernel.py passes each);
 - every namespace unshared (``--unshare-all``): no network but a loopback of its own, no
   signals to host processes; no capabilities (``--cap-drop ALL``), no controlling terminal
-  (``--new-session``), and it dies with the suite (``--die-with-parent``).
+  (``--new-session``), and it dies with the suite (``--die-with-parent``);
+- of the suite's environment only PATH, HOME, the locale and a few more (KEPT_VARIABLES),
+  besides what the build sets.
 
 A write anywhere else fails with EROFS; the build error then quotes that line first (what
 the verdict shows as the series' build failure). bwrap's own failure to set the sandbox up
@@ -38,6 +40,11 @@ OWN_ERROR = "bwrap: "  # how bwrap's own errors start (it failed to set the sand
 DID_NOT_START = "the build sandbox did not start"
 MISSING = f"{BWRAP} not found: apt-get install bubblewrap, or --no-sandbox"
 PROBE_TIMEOUT = 60.0
+# What of the suite's own environment a sandboxed command sees, besides what the build sets
+# (make_env, ARCH, CROSS_COMPILE): not the CI's variables, whose tokens (CI_JOB_TOKEN...) a
+# series could write into what it builds.
+KEPT_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE",
+                  "TZ", "TERM")
 
 
 def wanted(environ: Mapping[str, str]) -> bool:
@@ -62,6 +69,11 @@ def bwrap_command(bwrap: str, writable: Sequence[Path], argv: Sequence[str]) -> 
     return (bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--setenv", "TMPDIR", "/tmp", *binds, "--", *argv)
+
+
+def environment(outside: Mapping[str, str], build: Mapping[str, str]) -> dict[str, str]:
+    """A sandboxed command's environment: KEPT_VARIABLES of ``outside``, then ``build``."""
+    return {**{k: outside[k] for k in KEPT_VARIABLES if k in outside}, **build}
 
 
 def refused_write(output: str) -> str:
