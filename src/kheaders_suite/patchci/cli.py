@@ -210,9 +210,8 @@ def run_info(prepared: clones.Prepared, run_id: str) -> RunInfo:
 def print_plan(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOptions,
                out: Path) -> None:
     print(f"series: {prepared.series.description}")
-    print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}")
-    print("builds: " + ("every make in the bwrap sandbox" if opts.sandbox
-                        else "unconfined (--no-sandbox)"))
+    builds = "every make in the bwrap sandbox" if opts.sandbox else "make unconfined"
+    print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}; {builds}")
     for side in SIDES:
         for job in jobs:
             cmd = pytest_command(prepared.clone, job, opts, side_paths(out, side, job))
