@@ -37,3 +37,20 @@ def test_the_dialect_is_what_makes_such_a_header_compile(
     done = subprocess.run(("gcc", *flags, "-fsyntax-only", str(tmp_path / "h.c")),
                           capture_output=True, text=True, check=False)
     assert (done.returncode == 0) == ok, done.stderr
+
+
+@pytest.mark.parametrize("hostile", [
+    "-wrapper /bin/sh,-c,touch${IFS}MARKER",
+    "-fms-extensions -wrapper /bin/sh,-c,touch${IFS}MARKER",
+    "-fplugin=MARKER.so",
+])
+def test_a_series_dialect_string_runs_nothing_on_the_host(tmp_path: Path, hostile: str) -> None:
+    """The string is the series' (its Kconfig): only dialect flags reach the host's gcc."""
+    marker = tmp_path / "marker"
+    autoconf = f'#define CONFIG_CC_MS_EXTENSIONS "{hostile.replace("MARKER", str(marker))}"\n'
+    flags = cflags.dialect(autoconf)
+    assert flags in ((), ("-fms-extensions",))
+    (tmp_path / "h.c").write_text("int x;\n")
+    subprocess.run(("gcc", *flags, "-fsyntax-only", str(tmp_path / "h.c")),
+                   capture_output=True, text=True, check=False)
+    assert not marker.exists()

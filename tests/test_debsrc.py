@@ -1,7 +1,9 @@
 """The private apt configuration: confined to the cache, the newest candidate, the .deb
 checked and unpacked. No network: apt's own runs happen in the VM suite's builds."""
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,59 @@ def test_unpack_of_a_truncated_deb_is_an_infra_error(tmp_path: Path) -> None:
     deb.write_bytes(deb.read_bytes()[:300])
     with pytest.raises(InfraError, match=r"unpacking \./usr/src/linux-source-9\.9\.tar\.xz"):
         debsrc.unpack_tarball(deb, "linux-source-9.9", tmp_path / "out")
+
+
+@pytest.mark.parametrize("value", [
+    "http://deb.debian.org\ndeb [trusted=yes] http://evil.example/debian sid main",
+    "http://mirror.example/debian\r",
+    "http://mirror.example/de bian",
+    "http://mirror.example/\x85",
+    "ftp://mirror.example",
+    "file:///srv/mirror",
+    "mirror.example",
+    "http://",
+    "http://[trusted=yes]/",
+])
+def test_a_mirror_that_is_not_one_url_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                 value: str) -> None:
+    """The mirror goes into sources.list lines: a newline in it would add a source of its
+    own, trusted without a signature."""
+    monkeypatch.setenv(debsrc.MIRROR_ENV, value)
+    with pytest.raises(UserError) as raised:
+        debsrc.sources_list(debsrc.mirror())
+    said = str(raised.value)
+    assert said.startswith(f"{debsrc.MIRROR_ENV}=")
+    assert "\n" not in said
+    assert said.endswith("not a mirror URL; set it to one http:// or https:// URL without "
+                         "spaces or control characters, e.g. http://deb.debian.org")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("https://mirror.example/debian/", "https://mirror.example/debian"),
+    ("http://10.0.0.1:3142", "http://10.0.0.1:3142"),
+])
+def test_a_mirror_url_is_taken(monkeypatch: pytest.MonkeyPatch, value: str,
+                               expected: str) -> None:
+    monkeypatch.setenv(debsrc.MIRROR_ENV, value)
+    assert debsrc.mirror() == expected
+    assert debsrc.sources_list(debsrc.mirror()).count("\n") == len(debsrc.SUITES)
+
+
+def test_a_hung_dpkg_deb_is_stopped_at_the_timeout(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """dpkg-deb that never ends its output (a stand-in first in PATH): an InfraError at the
+    bound, nothing of it left running."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pidfile = tmp_path / "dpkg-deb.pid"
+    fake = bin_dir / "dpkg-deb"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    start = time.monotonic()
+    with pytest.raises(InfraError, match=r"exceeded 1s \(dpkg-deb \| tar\); stopped it"):
+        debsrc.unpack_tarball(tmp_path / "x.deb", "linux-source-9.9", tmp_path / "out",
+                              timeout=1.0)
+    assert time.monotonic() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kheaders_suite.errors import UserError
 from kheaders_suite.patchci import cli
 from kheaders_suite.patchci import run as runs
 from kheaders_suite.patchci import side as sides
@@ -107,6 +108,8 @@ def test_dry_run_validates_everything_and_builds_nothing(
     patched = lines[1].split()[3]
     assert err == ("[kheaders-ci] init: a comment (+1 more) [2 patches, v6.12..series]: applies "
                    f"onto {kernel_repo.base[:12]} as {patched[:12]}; 1 jobs x 2 sides\n")
+    assert lines[1].endswith(f" in {clone_dirs(cache)[0]}/linux; every make in the bwrap "
+                             "sandbox")
     assert [line.split(":")[0] for line in lines[2:]] == ["base x86_64-sysfs",
                                                           "patched x86_64-sysfs"]
     assert f"--junitxml {out}/patched/x86_64-sysfs/junit.xml" in lines[3]
@@ -130,6 +133,79 @@ def test_a_selection_without_tests_is_bad_input(kernel_repo: KernelRepo, tmp_pat
     assert clone_dirs(cache) == []  # made by this run, removed again
 
 
+@pytest.mark.parametrize(("select", "said"), [
+    # "x86_64-sysfs and (test_archive) or (test_layout)": test_layout of every target
+    ("test_archive) or (test_layout", "its parentheses do not balance; pass one -k "
+     "expression, e.g. 'test_archive or (test_layout and not arm64)'"),
+    ("(test_archive", "its parentheses do not balance; pass one -k expression, e.g. "
+     "'test_archive or (test_layout and not arm64)'"),
+    # balanced, counting the quoted ones: pytest's call syntax could hide one in a string
+    ('test_archive(x="(")) or (test_layout(x=")")', "only test names, and, or, not and parentheses "
+     "make a -k expression (no quotes, '=' or ',')"),
+])
+def test_a_selection_cannot_reach_beyond_the_jobs_target(
+        kernel_repo: KernelRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        select: str, said: str) -> None:
+    cache = tmp_path / "cache"
+    rc = cli.main(["--tree", str(kernel_repo.path), "--range", "v6.12..series", "--arch",
+                   "x86_64", "--variant", "sysfs", "--select", select, "--cache-dir",
+                   str(cache), "--dry-run"])
+    out, err = capsys.readouterr()
+    assert (rc, out) == (2, "")
+    assert err == f"kheaders-ci: --select {select!r}: {said}\n"
+    assert clone_dirs(cache) == []
+
+
+def test_a_balanced_selection_stays_inside_the_target() -> None:
+    assert runs.keyword(["x86_64-sysfs"], "test_a or (test_b and not test_c)") == \
+        "x86_64-sysfs and (test_a or (test_b and not test_c))"
+    with pytest.raises(UserError, match="do not balance"):
+        runs.keyword(["x86_64-sysfs"], "a) or (b")
+
+
+def path_without_bwrap(tmp_path: Path) -> str:
+    """A PATH with git and nothing else: no bwrap."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    git = shutil.which("git")
+    assert git is not None
+    (bin_dir / "git").symlink_to(git)
+    return str(bin_dir)
+
+
+def test_without_bwrap_the_sandbox_is_one_line_naming_the_fix(
+        kernel_repo: KernelRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", path_without_bwrap(tmp_path))
+    cache = tmp_path / "cache"
+    rc = cli.main(["--tree", str(kernel_repo.path), "--range", "v6.12..series", "--arch",
+                   "x86_64", "--variant", "sysfs", "--cache-dir", str(cache), "--dry-run"])
+    assert rc == 2
+    assert capsys.readouterr().err == ("kheaders-ci: bwrap not found: apt-get install "
+                                       "bubblewrap, or --no-sandbox\n")
+    assert clone_dirs(cache) == []
+
+
+def test_no_sandbox_needs_no_bwrap_and_says_so(
+        kernel_repo: KernelRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", path_without_bwrap(tmp_path))
+    rc = cli.main(["--tree", str(kernel_repo.path), "--base", "v6.12", "--mbox",
+                   str(mbox_of(kernel_repo.path, "v6.12..series", tmp_path / "s.mbox")),
+                   "--arch", "x86_64", "--variant", "sysfs", "--select", SELECT,
+                   "--cache-dir", str(tmp_path / "cache"), "--no-sandbox", "--dry-run"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.splitlines()[1].endswith("; make unconfined")
+
+
+@pytest.mark.parametrize(("sandbox", "said"), [(True, "1"), (False, "0")])
+def test_the_suites_runs_are_told_whether_to_sandbox(tmp_path: Path, sandbox: bool,
+                                                     said: str) -> None:
+    opts = runs.SuiteOptions(cache_dir=tmp_path, sandbox=sandbox)
+    assert runs.suite_env(opts, {"A": "b"}) == {"A": "b", "KHEADERS_SANDBOX": said}
+
+
 def test_help_documents_the_series_and_the_exit_status(
         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
@@ -139,7 +215,8 @@ def test_help_documents_the_series_and_the_exit_status(
     for needle in ("--range A..B", "--mbox FILE", "--sweep {none,reduced,full}", "--select",
                    "exit status:", "0 clean, or flaky only", "1 a regression",
                    "2 an infrastructure error", "broken base", "bad input",
-                   "git clone --shared --no-checkout"):
+                   "git clone --shared --no-checkout", "--no-sandbox",
+                   "Read-only file system"):
         assert needle in text, needle
 
 

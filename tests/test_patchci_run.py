@@ -110,6 +110,9 @@ def case(name: str, inner: str = "") -> str:
 
 BUILD_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.BuildFailed: ' \
               'x86_64-sysfs: make failed (exit 2)&quot;">build.py: BuildFailed</error>'
+SANDBOX_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.' \
+                'InfraError: x86_64-sysfs: make: the build sandbox did not start: bwrap: ' \
+                'Can&apos;t mount proc&quot;">make.py: InfraError</error>'
 VM_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.VMLost: ' \
            'no SSH after 300 s&quot;">vm.py: VMLost</error>'
 PATCH_ERROR = '<error message="failed on setup with &quot;kheaders_suite.errors.PatchFailed: ' \
@@ -150,6 +153,8 @@ def fake_build(cache: Path) -> Path:
     (None, (case("a", BUILD_ERROR), case("b", BUILD_ERROR)), False,
      (sides.SideStatus.BUILD_FAILED, 'failed on setup with "kheaders_suite.errors.BuildFailed: '
                           'x86_64-sysfs: make failed (exit 2)"')),
+    # no build, the sandbox did not start (the host's fault): nothing is blamed on the series
+    (None, (case("a", SANDBOX_ERROR),), False, (sides.SideStatus.OK, "")),
     # built, every test that ran ERRORed, no boot record: the boot failed
     (True, (case("a", VM_ERROR), case("b", VM_ERROR), case("c", SKIPPED)), False,
      (sides.SideStatus.BOOT_FAILED, 'failed on setup with "kheaders_suite.errors.VMLost: '

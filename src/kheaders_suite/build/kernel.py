@@ -21,11 +21,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kheaders_suite import HARNESS_VERSION
-from kheaders_suite.build import cache_entry, kconfig
+from kheaders_suite.build import cache_entry, kconfig, sandbox
 from kheaders_suite.build.inputs import build_key, check_config, compiler_version, fragments_for
 from kheaders_suite.build.make import Runner, compiler_command, make_env
 from kheaders_suite.build.steps import expected_steps, remember_steps
@@ -42,6 +42,7 @@ from kheaders_suite.source.tree import KernelSource
 # archive's mtime; UTS_VERSION carries it too).
 BUILD_TIMESTAMP = "2019-04-26 00:00:00 UTC"
 COLD_BUILD_LOCK = "cold-build.lock"
+SANDBOXED = "-sandbox"  # the suffix of a sandboxed build's workspace and ccache directory
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class BuildOptions:
     # KBUILD_BUILD_TIMESTAMP: the archive's member mtimes. Since 6.17 (commit 626c54af3576) it
     # is on gen_kheaders.sh's command line, so changing it alone regenerates the archive.
     timestamp: str = BUILD_TIMESTAMP
+    # Every make in the build sandbox (sandbox.py), as kheaders-ci asks through the
+    # environment. Not in the key: the same inputs give the same output in it. Its builds
+    # have a work copy, object tree and ccache directory of their own: a series could leave
+    # host programs in an object tree (scripts/basic/fixdep...) or a ccache.conf whose
+    # compiler_check is a command, which an unconfined build would then run.
+    sandbox: bool = field(default_factory=lambda: sandbox.wanted(os.environ))
 
 
 def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
@@ -88,7 +95,8 @@ def key_inputs(source: KernelSource, arch: Arch, variant: Variant,
 def workspace(opts: BuildOptions, source: KernelSource, arch: Arch) -> Path:
     tree = hashlib.sha256(str(source.path).encode()).hexdigest()[:10]
     flavor = "" if opts.flavor == "plain" else f"-{opts.flavor}"
-    return opts.cache_dir / "work" / f"{arch.name}-{tree}{flavor}"
+    sandboxed = SANDBOXED if opts.sandbox else ""
+    return opts.cache_dir / "work" / f"{arch.name}-{tree}{flavor}{sandboxed}"
 
 
 def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
@@ -170,7 +178,8 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     ws = workspace(opts, source, arch)
     with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
         label = target_id(arch.name, variant.name)
-        runner = _runner(opts, moddir / "build.log", progress, label, (moddir, ws / "obj"))
+        runner = _runner(opts, moddir / "build.log", progress, label,
+                         (moddir, ws / "src", ws / "obj"))
         progress(f"{label}: module {moddir}, log {runner.log}")
         _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare")
         runner.run((*make, f"-j{opts.jobs}", "modules_prepare"))
@@ -182,9 +191,14 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
 def _runner(opts: BuildOptions, log: Path, progress: Progress, label: str,
             places: tuple[Path, ...]) -> Runner:
     """A make runner into ``log`` with the build's environment; ``places``: where else its
-    commands write (the work copy, the object tree), for the disk-full message."""
-    return Runner(log, make_env(opts.timestamp, opts.cache_dir), progress, label, opts.timeout,
-                  places=places)
+    commands write (the work copy, which merge_config.sh's temporary files go to, the object
+    tree), for the disk-full message and the sandbox's writable binds. In the sandbox when
+    ``opts`` says so, ccache's directory (its own) writable too."""
+    bwrap = sandbox.find_bwrap() if opts.sandbox else None
+    env = make_env(opts.timestamp, opts.cache_dir,
+                   f"ccache{SANDBOXED}" if opts.sandbox else "ccache")
+    return Runner(log, env, progress, label, opts.timeout, places=places, bwrap=bwrap,
+                  writable=(Path(env["CCACHE_DIR"]),))
 
 
 def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
@@ -272,7 +286,8 @@ def _install_modules(runner: Runner, make: tuple[str, ...], obj: Path,
         return None
     runner.stage("modules_install")
     modroot = out / "modroot"
-    runner.run((*make, f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"))
+    runner.run((*make, f"INSTALL_MOD_PATH={modroot}", "INSTALL_MOD_STRIP=1", "modules_install"),
+               writes=(modroot,))
     return modroot
 
 

@@ -8,11 +8,13 @@ import shutil
 import time
 from pathlib import Path
 
+from kheaders_suite.build import sandbox
 from kheaders_suite.build.steps import count_steps, progress_line
 from kheaders_suite.catalog.arches.arch import Arch
-from kheaders_suite.errors import BuildFailed
+from kheaders_suite.errors import BuildFailed, InfraError
 from kheaders_suite.host import proc
 from kheaders_suite.records import Progress
+from kheaders_suite.text import first_line
 
 PROGRESS_EVERY = 30.0
 
@@ -23,8 +25,9 @@ def compiler_command(arch: Arch, use_ccache: bool) -> str:
     return f"ccache {gcc}" if use_ccache and shutil.which("ccache") else gcc
 
 
-def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
-    """What every build command runs with, besides the caller's environment."""
+def make_env(timestamp: str, cache_dir: Path, ccache: str = "ccache") -> dict[str, str]:
+    """What every build command runs with, besides the caller's environment; ccache's
+    directory is ``ccache`` in ``cache_dir``."""
     return {
         "KBUILD_BUILD_TIMESTAMP": timestamp,
         "KBUILD_BUILD_USER": "kheaders",
@@ -34,7 +37,7 @@ def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
         # previous link's number, and a later make (modules_install) repacks it with the new one.
         # A fixed number keeps UTS_VERSION, and so the archive, stable across links.
         "KBUILD_BUILD_VERSION": "1",
-        "CCACHE_DIR": str(cache_dir / "ccache"),
+        "CCACHE_DIR": str(cache_dir / ccache),
         # Relative paths in the hash, so work copies at other paths still hit.
         "CCACHE_BASEDIR": str(cache_dir),
         "CCACHE_MAXSIZE": "8G",
@@ -54,13 +57,19 @@ def make_env(timestamp: str, cache_dir: Path) -> dict[str, str]:
 
 
 class Runner:
-    """Runs build commands into one log, printing the stage and its progress as it goes."""
+    """Runs build commands into one log, printing the stage and its progress as it goes.
+
+    ``bwrap``: run each command in the build sandbox (build/sandbox.py), writable there only
+    ``places`` and ``writable`` (ccache's directory), and what one command adds (``writes``);
+    None runs them as they are."""
 
     def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
-                 timeout: float, places: tuple[Path, ...] = ()) -> None:
+                 timeout: float, places: tuple[Path, ...] = (), bwrap: str | None = None,
+                 writable: tuple[Path, ...] = ()) -> None:
         self.log, self.env, self.progress, self.label = log, env, progress, label
         self.timeout = timeout
         self.places = places  # where the commands write besides the log: the work copy, objects
+        self.bwrap, self.writable = bwrap, writable
         self.current = "start"
         self.t0 = time.monotonic()
         self.steps = 0  # kbuild steps the last command printed
@@ -70,13 +79,57 @@ class Runner:
         self.progress(f"{self.label}: {name} ({time.monotonic() - self.t0:.0f}s)")
 
     def run(self, cmd: tuple[str, ...], cwd: Path | None = None,
-            env: dict[str, str] | None = None, expected: int | None = None) -> None:
+            env: dict[str, str] | None = None, expected: int | None = None,
+            writes: tuple[Path, ...] = ()) -> None:
+        """``writes``: where this command writes besides the runner's places (made here)."""
         def tick(output: proc.Output, elapsed: float) -> None:
             line = progress_line(self.current, count_steps(output.read()), expected, elapsed)
             self.progress(f"{self.label}: {line}, log {self.log}")
 
-        output = proc.run_logged(cmd, self.log, what=f"{self.label}: {self.current}",
-                                 error=BuildFailed, timeout=self.timeout, cwd=cwd,
-                                 env={**os.environ, **self.env, **(env or {})}, tick=tick,
-                                 every=PROGRESS_EVERY, places=self.places)
+        start = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            output = proc.run_logged(self.sandboxed(cmd, writes), self.log,
+                                     what=f"{self.label}: {self.current}",
+                                     error=BuildFailed, timeout=self.timeout, cwd=cwd,
+                                     env=self.environment(env or {}), tick=tick,
+                                     every=PROGRESS_EVERY, places=(*self.places, *writes))
+        except BuildFailed as exc:
+            raise self.explained(exc, start) from None
         self.steps = count_steps(output.read())
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """A command's environment: this process's and the build's, then ``env``; in the
+        sandbox only a few of this process's variables (sandbox.environment)."""
+        build = {**self.env, **env}
+        if self.bwrap is None:
+            return {**os.environ, **build}
+        return sandbox.environment(os.environ, build)
+
+    def sandboxed(self, cmd: tuple[str, ...], writes: tuple[Path, ...]) -> tuple[str, ...]:
+        """``cmd`` as it runs: in the sandbox, its writable places made first, if asked."""
+        if self.bwrap is None:
+            return cmd
+        places = (*self.places, *self.writable, *writes)
+        for place in places:
+            place.mkdir(parents=True, exist_ok=True)
+        return sandbox.bwrap_command(self.bwrap, places, cmd)
+
+    def explained(self, exc: BuildFailed, start: int) -> InfraError:
+        """``exc``, led by what the sandbox said in the command's output (from ``start`` in
+        the log): a refused write (with -j rarely among the last lines, and the first line is
+        what a report shows of a build failure), or bwrap's own failure to start, which is
+        no build's fault (an InfraError, not BuildFailed)."""
+        if self.bwrap is None:
+            return exc
+        with self.log.open("rb") as handle:
+            handle.seek(start)
+            # what the command said: after the "$ argv" line proc.run_logged writes first
+            said = handle.read().decode(errors="replace").lstrip("\n").partition("\n")[2]
+        where = f"{self.label}: {self.current}"
+        if said.startswith(sandbox.OWN_ERROR):
+            return InfraError(f"{where}: {sandbox.DID_NOT_START}: {first_line(said)}\n{exc}")
+        line = sandbox.refused_write(said)
+        if not line:
+            return exc
+        return BuildFailed(f"{where}: the build sandbox refused a write outside the work copy "
+                           f"and object tree: \"{line}\"\n{exc}")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from kheaders_suite.build import sandbox
 from kheaders_suite.catalog.paths import default_cache_dir
 from kheaders_suite.errors import InfraError, SuiteError, UserError
 from kheaders_suite.patchci import clone as clones
@@ -36,6 +37,7 @@ from kheaders_suite.patchci.run import (
     SWEEPS,
     SideRun,
     SuiteOptions,
+    check_select,
     check_selection,
     jobs_for,
     pytest_command,
@@ -60,6 +62,23 @@ the series:
   --mbox FILE..  patch files and mboxes (git format-patch output, the .mbx of b4 am),
                  applied onto --base with git am, in the order given; messages without a
                  diff (a cover letter) are skipped, the cover letter names the series.
+
+the build sandbox (on by default; --no-sandbox turns it off):
+  every make of both sides (configure, the image, modules, modules_install) runs in
+  bubblewrap (bwrap): the host's file system read-only, writable only the build's work copy
+  and object tree, its ccache directory, a private /tmp and the modules' install
+  directory; no network (a loopback of its own), no capabilities, every namespace
+  unshared. A series' Makefiles, Kconfig, scripts and host programs run there: on for
+  --range too, since kheaders-ci cannot tell a range of the user's own from a pull
+  request's (the ci/templates pass one), and for the base side, which builds in the
+  object tree a series' make wrote to before. Sandboxed builds have a work copy, object
+  tree and ccache directory of their own (<cache-dir>/work/*-sandbox,
+  <cache-dir>/ccache-sandbox), which no unconfined build uses: the first sandboxed build
+  of a tree is a cold one. A write outside those places fails the build, and the report
+  quotes make's "Read-only file system" line. Reads are not confined: the build can read
+  what this user can read, and put it in what it builds. Needs bwrap (Debian: apt-get
+  install bubblewrap) and user namespaces or CAP_SYS_ADMIN; it is tried once before
+  anything is built. --no-sandbox: for a series you trust, on a host without bwrap.
 
 what it does:
   --tree is never written to: it is cloned (git clone --shared --no-checkout) into
@@ -126,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"set {FAULT_VARIABLE}=SPEC for the patched side's runs only "
                              "(the suite's fault injection, plugin/faults.py, e.g. "
                              "kill-qemu-once:STATE_FILE): to see the retry at work")
+    parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=True,
+                        help="run every make in the bwrap build sandbox (default; "
+                             "see below); --no-sandbox runs make unconfined")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate everything and print the pytest runs; build nothing")
     return parser
@@ -188,7 +210,8 @@ def run_info(prepared: clones.Prepared, run_id: str) -> RunInfo:
 def print_plan(prepared: clones.Prepared, jobs: Sequence[Target], opts: SuiteOptions,
                out: Path) -> None:
     print(f"series: {prepared.series.description}")
-    print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}")
+    builds = "every make in the bwrap sandbox" if opts.sandbox else "make unconfined"
+    print(f"base {prepared.base}, patched {prepared.patched} in {prepared.clone}; {builds}")
     for side in SIDES:
         for job in jobs:
             cmd = pytest_command(prepared.clone, job, opts, side_paths(out, side, job))
@@ -248,9 +271,12 @@ def execute(args: argparse.Namespace) -> int:
     """Validate (cheap checks first), run both sides, report; the exit status."""
     jobs = jobs_for(args.arch, args.variant)
     parse_fault(args.patched_fault)  # a UserError before anything is built
+    check_select(args.select)
     cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
+    if args.sandbox:
+        sandbox.probe(sandbox.find_bwrap())  # before anything is cloned or built
     opts = SuiteOptions(cache_dir=cache, select=args.select, sweep=args.sweep,
-                        accel=args.accel)
+                        accel=args.accel, sandbox=args.sandbox)
     out = args.out.expanduser().resolve()
     with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as scratch:
         inputs = check_inputs(args, Path(scratch))

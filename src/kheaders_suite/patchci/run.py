@@ -18,7 +18,8 @@ compare.py reads it for a run that collected nothing or stopped):
   when it reported at boot) or every test that ran ERRORed;
 - ok otherwise, including a run that left no JUnit file (the loader makes that "no-results")
   and a carried variant patch that does not fit the tree (errors.PatchFailed: the suite's
-  fault, so its ERRORs count as infrastructure errors, never as the series' build failure).
+  fault, so its ERRORs count as infrastructure errors, never as the series' build failure),
+  and a build sandbox that did not start (bwrap's own error, build/sandbox.py: the host's).
 
 Two more runs may follow on the patched side, each its own pytest run with the checkout
 unchanged, so the build is the cached one and costs nothing but a boot: the whole side again
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import IO
 
 from kheaders_suite import vmsuite
+from kheaders_suite.build import sandbox
 from kheaders_suite.build.inputs import build_key
 from kheaders_suite.build.kernel import BuildOptions, key_inputs
 from kheaders_suite.catalog import arches, variants
@@ -63,6 +65,10 @@ _PROGRESS = re.compile(r"^(\[kheaders\] |=+ .*\b(passed|failed|error|errors|skip
                        r"deselected|no tests ran)\b.* =+$)")
 Say = Callable[[str], None]
 PYTEST_NO_TESTS, PYTEST_USAGE_ERROR = 5, 4  # pytest.ExitCode, without importing pytest here
+# What a -k expression of test names needs: pytest's identifiers (letters, digits and
+# _ : + - . [ ] \ /), spaces, parentheses. Not quotes, '=' or ',': pytest's call syntax
+# (name(key="value")), whose string literals could hide a parenthesis from check_select.
+_SELECT_CHARS = re.compile(r"[\w\s:+\-.\[\]\\/()]*")
 
 
 
@@ -88,6 +94,13 @@ class SuiteOptions:
     sweep: str = "none"  # "none": no timing tests; "reduced"/"full": pytest's --sweep
     accel: str = "auto"
     python: str = sys.executable
+    sandbox: bool = True  # every make in the build sandbox (build/sandbox.py)
+
+
+def suite_env(opts: SuiteOptions, env: Mapping[str, str] | None) -> dict[str, str]:
+    """What a pytest run of the suite gets added to its environment: ``env``, and whether its
+    builds run in the sandbox (said either way: never inherited from this process's)."""
+    return {**(env or {}), sandbox.SANDBOX_VARIABLE: "1" if opts.sandbox else "0"}
 
 
 @dataclass(frozen=True)
@@ -125,8 +138,27 @@ def side_paths(out: Path, side: str, job: Target) -> SidePaths:
     return SidePaths(out / side / job.id)
 
 
+def check_select(select: str) -> None:
+    """UserError unless ``select`` is a -k expression that keyword() can put in parentheses
+    without it reaching out of them ("x) or (y" would select every test of every target):
+    names (pytest's identifiers), spaces and parentheses only, the parentheses balanced."""
+    depth = 0
+    for char in select:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise UserError(f"--select {select!r}: its parentheses do not balance; pass one -k "
+                        "expression, e.g. 'test_archive or (test_layout and not arm64)'")
+    if not _SELECT_CHARS.fullmatch(select):
+        raise UserError(f"--select {select!r}: only test names, and, or, not and "
+                        "parentheses make a -k expression (no quotes, '=' or ',')")
+
+
 def keyword(targets: Iterable[str], select: str) -> str:
-    """pytest -k: the targets' ids (any of them), and the user's expression if any."""
+    """pytest -k: the targets' ids (any of them), and the user's expression if any, which
+    check_select has let through (UserError if not)."""
+    check_select(select)
     names = list(targets)
     expr = names[0] if len(names) == 1 else "(" + " or ".join(names) + ")"
     return f"{expr} and ({select})" if select else expr
@@ -270,7 +302,7 @@ def side_status(build: Path | None, junit: Path, results_json: Path,
     errors = [t for t in tests if t.outcome == Outcome.ERROR]
     first = errors[0].message if errors else ""
     if build is None or not (build / "build.json").is_file():
-        if not errors or "PatchFailed" in first:
+        if not errors or "PatchFailed" in first or sandbox.DID_NOT_START in first:
             return SideStatus.OK, ""
         return SideStatus.BUILD_FAILED, first
     ran = [t for t in tests if t.outcome != Outcome.SKIP]
@@ -327,7 +359,8 @@ def run_side(clone: Path, side: str, job: Target, opts: SuiteOptions, out: Path,
     paths.dir.mkdir(parents=True)
     label = f"{side} {job.id}"
     say(f"{label}: running the suite, log {paths.log}")
-    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say, env=env)
+    rc = run_suite(pytest_command(clone, job, opts, paths), paths.log, label, say,
+                   env=suite_env(opts, env))
     build = build_dir(opts.cache_dir, clone, job)
     status, message = side_status(build, paths.junit, paths.results_json, job.id)
     archive, config = copy_outputs(build, paths)
@@ -377,7 +410,7 @@ def retry_tests(clone: Path, side: str, run: SideRun, nodeids: Sequence[str],
     label = f"{side} {run.job.id} retry"
     say(f"{label}: {len(nodeids)} tests once more, log {paths.log}")
     rc = run_suite(retry_command(clone, run.job, opts, paths, nodeids), paths.log, label, say,
-                   env=env)
+                   env=suite_env(opts, env))
     retry = sides.load_retry(nodeids, paths.junit, rc)
     say(f"{label}: pytest exit {rc}; " + ", ".join(
         f"{n}: {retry.tests[n].outcome if n in retry.tests else 'no result'}" for n in nodeids))

@@ -19,12 +19,15 @@ import os
 import re
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from kheaders_suite.errors import InfraError, UserError
+from kheaders_suite.host.deadline import Deadline
 from kheaders_suite.host.digest import file_sha256
 from kheaders_suite.host.locks import file_lock
+from kheaders_suite.host.proc import end_group
 
 PACKAGE_RE = re.compile(r"^linux-source-\d+\.\d+$")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -39,6 +42,10 @@ SUITES: tuple[tuple[str, str], ...] = (
     ("debian", "sid"),
 )
 LISTS_MAX_AGE = 24 * 3600  # refresh the private package lists once a day
+UNPACK_TIMEOUT = 1800.0  # dpkg-deb | tar of a ~160 MB .deb; a hung one must not hang the run
+# Whitespace, control characters (C0, DEL, C1) and the brackets of apt's [options]: none
+# belongs in a mirror's URL.
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\[\]]")
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,25 @@ def check_package_name(package: str) -> None:
 
 
 def mirror() -> str:
-    return os.environ.get(MIRROR_ENV, "http://deb.debian.org").rstrip("/")
+    """The Debian mirror, KHEADERS_DEBIAN_MIRROR or deb.debian.org; UserError unless it is
+    one http(s) URL: it is pasted into sources.list lines, where a newline would add a line
+    of the caller's choosing (a "[trusted=yes]" source, say)."""
+    value = os.environ.get(MIRROR_ENV, "http://deb.debian.org")
+    if not _is_mirror_url(value):
+        raise UserError(f"{MIRROR_ENV}={value!r}: not a mirror URL; set it to one http:// or "
+                        "https:// URL without spaces or control characters, e.g. "
+                        "http://deb.debian.org")
+    return value.rstrip("/")
+
+
+def _is_mirror_url(value: str) -> bool:
+    if _UNSAFE.search(value):
+        return False
+    try:
+        url = urllib.parse.urlsplit(value)
+    except ValueError:  # a malformed host
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)
 
 
 def sources_list(base_url: str) -> str:
@@ -221,14 +246,25 @@ def _run(cmd: tuple[str, ...], what: str, cwd: Path) -> None:
                          f"{result.stderr.strip()[-300:]}")
 
 
-def unpack_tarball(deb: Path, package: str, dest: Path) -> Path:
-    """usr/src/<package>.tar.xz out of the .deb into ``dest``."""
+def unpack_tarball(deb: Path, package: str, dest: Path,
+                   timeout: float = UNPACK_TIMEOUT) -> Path:
+    """usr/src/<package>.tar.xz out of the .deb into ``dest``; InfraError if dpkg-deb | tar
+    outlives ``timeout`` (both are ended then)."""
     dest.mkdir(parents=True, exist_ok=True)
     member = f"./usr/src/{package}.tar.xz"
-    with subprocess.Popen(("dpkg-deb", "--fsys-tarfile", str(deb)),
-                          stdout=subprocess.PIPE) as deb_tar:
-        result = subprocess.run(("tar", "-x", "-C", str(dest), member), stdin=deb_tar.stdout,
-                                capture_output=True, text=True, check=False)
+    deadline = Deadline(timeout)
+    with subprocess.Popen(("dpkg-deb", "--fsys-tarfile", str(deb)), stdout=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, start_new_session=True) as deb_tar:
+        try:
+            result = subprocess.run(("tar", "-x", "-C", str(dest), member),
+                                    stdin=deb_tar.stdout, capture_output=True, text=True,
+                                    check=False, timeout=deadline.remaining)
+            deb_tar.wait(timeout=max(1.0, deadline.remaining))
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"unpacking {member} from {deb} exceeded {timeout:.0f}s "
+                             "(dpkg-deb | tar); stopped it") from None
+        finally:
+            end_group(deb_tar)
     if result.returncode != 0 or deb_tar.returncode != 0:
         raise InfraError(f"unpacking {member} from {deb} failed: {result.stderr.strip()[-300:]}")
     return dest / member

@@ -16,16 +16,24 @@ import shlex
 from pathlib import Path
 
 _MS = re.compile(r'^#define CONFIG_CC_MS_EXTENSIONS "([^"]*)"\s*$', re.M)
+# The dialect flags the kernel's Kconfig offers (-fms-extensions, -fms-anonymous-structs):
+# -f and -W words without a value. A series writes the string (Kconfig is its own), and the
+# host compiles with it outside the build sandbox (patchci/layouts.py): "-wrapper prog,..."
+# or "-fplugin=obj/x.so" there would run the series' code on the host.
+_DIALECT_FLAG = re.compile(r"-[fW][a-z0-9][a-z0-9-]*")
 # clang warns about what -fms-extensions allows; the kernel silences it the same way.
 CLANG_QUIET = ("-Wno-microsoft-anon-tag",)
 
 
 def dialect(autoconf: str, clang: bool = False) -> tuple[str, ...]:
-    """Flags from an autoconf.h text: () for kernels that need none."""
+    """Flags from an autoconf.h text: () for kernels that need none. Only dialect flags
+    (_DIALECT_FLAG): any other word of the string is left out."""
     m = _MS.search(autoconf)
     if m is None or not m.group(1).strip():
         return ()
-    flags = tuple(shlex.split(m.group(1)))
+    flags = tuple(f for f in shlex.split(m.group(1)) if _DIALECT_FLAG.fullmatch(f))
+    if not flags:
+        return ()
     return (*flags, *CLANG_QUIET) if clang else flags
 
 
