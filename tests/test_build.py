@@ -88,6 +88,41 @@ def test_step_counts_are_remembered_per_arch_and_flavor(tmp_path: Path) -> None:
     assert steps.expected_steps(tmp_path, x86) == x86.cold_build_steps
 
 
+def _remember_many(cache: Path, worker: int, count: int) -> None:
+    for n in range(count):
+        steps.remember_steps(cache, arches.get("x86_64"), n, f"w{worker}-{n}")
+
+
+def _read_many(cache: Path, count: int) -> None:
+    """Exits 1 on a read that missed the count remembered before: a half-written file."""
+    for _ in range(count):
+        if steps.expected_steps(cache, arches.get("x86_64"), "seed") != 7:
+            raise SystemExit(1)
+
+
+def test_step_counts_of_two_processes_at_once_are_all_kept(tmp_path: Path) -> None:
+    """xdist workers finish cold builds at once: each count read, changed and written back
+    must not drop the other's (a read-modify-write without a lock loses some), and a build
+    starting meanwhile must read a whole file (one written in place is empty for a while)."""
+    import multiprocessing
+
+    count = 150
+    steps.remember_steps(tmp_path, arches.get("x86_64"), 7, "seed")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_remember_many, args=(tmp_path, w, count))
+               for w in range(2)]
+    workers.append(context.Process(target=_read_many, args=(tmp_path, 20 * count)))
+    for proc in workers:
+        proc.start()
+    for proc in workers:
+        proc.join(60)
+        assert proc.exitcode == 0
+    x86 = arches.get("x86_64")
+    lost = [(w, n) for w in range(2) for n in range(count)
+            if steps.expected_steps(tmp_path, x86, f"w{w}-{n}") != n]
+    assert lost == []
+
+
 def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> None:
     """make's compilers are its children: a timeout must end them too, not make alone."""
     import time
