@@ -88,6 +88,41 @@ def test_step_counts_are_remembered_per_arch_and_flavor(tmp_path: Path) -> None:
     assert steps.expected_steps(tmp_path, x86) == x86.cold_build_steps
 
 
+def _remember_many(cache: Path, worker: int, count: int) -> None:
+    for n in range(count):
+        steps.remember_steps(cache, arches.get("x86_64"), n, f"w{worker}-{n}")
+
+
+def _read_many(cache: Path, count: int) -> None:
+    """Exits 1 on a read that missed the count remembered before: a half-written file."""
+    for _ in range(count):
+        if steps.expected_steps(cache, arches.get("x86_64"), "seed") != 7:
+            raise SystemExit(1)
+
+
+def test_step_counts_of_two_processes_at_once_are_all_kept(tmp_path: Path) -> None:
+    """xdist workers finish cold builds at once: each count read, changed and written back
+    must not drop the other's (a read-modify-write without a lock loses some), and a build
+    starting meanwhile must read a whole file (one written in place is empty for a while)."""
+    import multiprocessing
+
+    count = 150
+    steps.remember_steps(tmp_path, arches.get("x86_64"), 7, "seed")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_remember_many, args=(tmp_path, w, count))
+               for w in range(2)]
+    workers.append(context.Process(target=_read_many, args=(tmp_path, 20 * count)))
+    for proc in workers:
+        proc.start()
+    for proc in workers:
+        proc.join(60)
+        assert proc.exitcode == 0
+    x86 = arches.get("x86_64")
+    lost = [(w, n) for w in range(2) for n in range(count)
+            if steps.expected_steps(tmp_path, x86, f"w{w}-{n}") != n]
+    assert lost == []
+
+
 def test_a_timed_out_command_leaves_no_process_of_its_group(tmp_path: Path) -> None:
     """make's compilers are its children: a timeout must end them too, not make alone."""
     import time
@@ -172,3 +207,68 @@ def test_the_debug_fragment_asks_for_the_checkers() -> None:
     for symbol in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_ATOMIC_SLEEP",
                    "CONFIG_UBSAN"):
         assert wanted[symbol] == "y"
+
+
+FAKE_MAKE = """\
+#!/bin/sh
+# make's part in a build, enough for build/kernel.py: the outputs it copies out, and a
+# line in $FAKE_MAKE_LOG around the build proper (slow enough for another build to overlap).
+for arg; do case "$arg" in O=*) obj=${arg#O=};; esac; done
+case "$*" in *bzImage*)
+  echo "start $obj" >> "$FAKE_MAKE_LOG"
+  sleep 1
+  mkdir -p "$obj/arch/x86/boot" "$obj/include/config"
+  echo image > "$obj/arch/x86/boot/bzImage"
+  echo map > "$obj/System.map"
+  echo vmlinux > "$obj/vmlinux"
+  echo 6.12.0 > "$obj/include/config/kernel.release"
+  echo "end $obj" >> "$FAKE_MAKE_LOG";;
+esac
+"""
+# merge_config.sh -n -O <obj> <fragments>: every symbol as asked, so check_config passes.
+FAKE_MERGE = '#!/bin/sh\nobj=$3; shift 3; cat "$@" > "$obj/.config"\n'
+
+
+def _executable(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def _fake_tree(path: Path) -> KernelSource:
+    _executable(path / "scripts/kconfig/merge_config.sh", FAKE_MERGE)
+    (path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    return KernelSource(path, KernelVersion(6, 12), "tree:1:same", str(path))
+
+
+def test_two_copies_of_one_tree_build_their_key_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two clones of one commit (two paths, one key) built at once: one entry, so one build;
+    the other waits on the entry and reuses it. Locked per path only, both built it, into
+    the one entry."""
+    import threading
+
+    _executable(tmp_path / "bin/make", FAKE_MAKE)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_MAKE_LOG", str(tmp_path / "make.log"))
+    opts = build.BuildOptions(cache_dir=tmp_path / "cache", use_ccache=False, timeout=60.0)
+    sources = [_fake_tree(tmp_path / name) for name in ("clone-a", "clone-b")]
+    start = threading.Barrier(2)
+    got: dict[Path, KernelBuild | BaseException] = {}
+
+    def one(source: KernelSource) -> None:
+        start.wait()
+        try:
+            got[source.path] = build.ensure_build(source, arches.get("x86_64"),
+                                                  variants.get("sysfs"), opts, lambda m: None)
+        except BaseException as exc:  # reported below, with the other thread's result
+            got[source.path] = exc
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert (tmp_path / "make.log").read_text().count("start") == 1
+    assert {s.path: getattr(got[s.path], "source_dir", got[s.path]) for s in sources} == \
+        {s.path: s.path for s in sources}

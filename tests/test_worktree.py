@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kheaders_suite.errors import PatchFailed
+from kheaders_suite.errors import PatchFailed, UserError
 from kheaders_suite.source import worktree
 from kheaders_suite.source.tree import KernelVersion
 
@@ -176,3 +176,80 @@ def test_after_a_reboot_a_work_copy_of_hard_links_is_compared_by_mtime_again(
     (work / ".kheaders-suite-synced-from").write_text(f"{src} before the reboot")
     worktree.sync(src, work, KernelVersion(6, 12), None)  # by content, once
     assert (work / ".kheaders-suite-synced-from").read_text() == worktree.origin_of(src)
+
+
+def host_file(root: Path) -> Path:
+    """A file outside every tree: what a symlink in a series or a clone may point at."""
+    host = root / "host.txt"
+    host.write_text("the host's\n")
+    os.utime(host, ns=(10**18, 10**18))
+    return host
+
+
+@pytest.mark.parametrize("rel", ["kernel/kheaders.c", "linked/kheaders.c", "../host.txt"])
+def test_edit_file_refuses_to_write_through_a_symlink_or_out_of_the_tree(
+        tmp_path: Path, rel: str) -> None:
+    host = host_file(tmp_path)
+    src = make_tree(tmp_path)
+    (src / "kernel/kheaders.c").unlink()
+    (src / "kernel/kheaders.c").symlink_to(host)
+    (src / "linked").symlink_to(tmp_path)  # a directory of the tree that is the host's
+    (tmp_path / "kheaders.c").write_text("the host's too\n")
+    work = tmp_path / "work"
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    with pytest.raises(UserError, match=re.escape(rel.split("/")[0])):
+        worktree.edit_file(work, rel, "written through\n", mtime_ns=10**9)
+    assert host.read_text() == "the host's\n"
+    assert host.stat().st_mtime_ns == 10**18
+    assert (tmp_path / "kheaders.c").read_text() == "the host's too\n"
+
+
+def test_a_patched_file_that_became_a_symlink_is_touched_not_its_target(
+        tmp_path: Path) -> None:
+    """The next sync touches what a series patched; the tree now has a link there (to a host
+    file): the link is unshared and touched, the host file and the tree's link are not."""
+    host = host_file(tmp_path)
+    src = make_tree(tmp_path)
+    work = tmp_path / "work"
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
+    worktree.sync(src, work, KernelVersion(6, 12), series)
+    link = src / "kernel/kheaders.c"
+    link.unlink()
+    link.symlink_to(host)
+    os.utime(link, ns=(10**18, 10**18), follow_symlinks=False)
+    (work / "kernel/kheaders.c").unlink()  # shared with the tree's link, as a link-dest copy
+    os.link(link, work / "kernel/kheaders.c", follow_symlinks=False)
+    worktree.sync(src, work, KernelVersion(6, 12), None)
+    assert (work / "kernel/kheaders.c").is_symlink()
+    assert (work / "kernel/kheaders.c").lstat().st_mtime_ns > 10**18
+    assert host.stat().st_mtime_ns == 10**18
+    assert link.lstat().st_mtime_ns == 10**18
+    assert link.lstat().st_nlink == 1
+
+
+@pytest.mark.parametrize("name", [".kheaders-suite-patched.json",
+                                  ".kheaders-suite-synced-from"])
+def test_the_suites_own_files_in_a_work_copy_replace_a_link_from_the_tree(
+        tmp_path: Path, name: str) -> None:
+    """A tree may hold a link under the name of a file the suite keeps in the work copy (rsync
+    copies it there): the suite's file replaces the link, never writes its target."""
+    host = host_file(tmp_path)
+    src = make_tree(tmp_path)
+    (src / name).symlink_to(host)
+    work = tmp_path / "work"
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
+    worktree.sync(src, work, KernelVersion(6, 12), series)
+    assert host.read_text() == "the host's\n"
+    assert not (work / name).is_symlink()
+
+
+def test_a_series_patching_a_symlink_names_it(tmp_path: Path) -> None:
+    host = host_file(tmp_path)
+    host.write_text("line one\nsysfs\nline three\n")
+    src = make_tree(tmp_path)
+    (src / "kernel/kheaders.c").unlink()
+    (src / "kernel/kheaders.c").symlink_to(host)
+    series = worktree.pick_series(series_dir(tmp_path, ["6.1-6.12"]), "proc", KernelVersion(6, 12))
+    with pytest.raises(UserError, match=r"kernel/kheaders\.c is a symlink"):
+        worktree.sync(src, tmp_path / "work", KernelVersion(6, 12), series)
+    assert host.read_text() == "line one\nsysfs\nline three\n"

@@ -10,6 +10,11 @@ Layout under the cache dir:
 A key covers everything that decides the output (harness version, source identity, fragments,
 patches, compiler, timestamp), so a second run with the same key does not build at all, and
 xdist workers wanting the same key wait on one lock and share the result.
+
+Two locks: the entry's (``builds/<entry>.lock``), since the key is of the content and two
+checkouts at two paths want one entry; then the workspace's (``work/<arch>-<tree>.lock``),
+for the work copy and object tree of one path, which every variant shares. Always in that
+order, so that no two builds each hold the lock the other waits for.
 """
 
 from __future__ import annotations
@@ -107,8 +112,7 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
     cached, _ = cache_entry.load(out)
     if cached is not None:
         return reused(cached, source)
-    ws = workspace(opts, source, arch)
-    with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+    with file_lock(out.with_name(f"{out.name}.lock"), timeout=opts.timeout):
         cached, why = cache_entry.load(out)  # another worker may have built it meanwhile
         if cached is not None:
             return reused(cached, source)
@@ -116,7 +120,9 @@ def ensure_build(source: KernelSource, arch: Arch, variant: Variant, opts: Build
             progress(f"{target_id(arch.name, variant.name)}: cached build {out} unusable ({why}); "
                      "building it again")
             cache_entry.discard(out)
-        build = _build(source, arch, variant, opts, key, ws, out, progress)
+        ws = workspace(opts, source, arch)
+        with file_lock(ws.with_suffix(".lock"), timeout=opts.timeout):
+            build = _build(source, arch, variant, opts, key, ws, out, progress)
         cache_entry.write(build)
     return build
 

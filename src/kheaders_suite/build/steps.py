@@ -1,5 +1,9 @@
 """How far a build is: kbuild's quiet step lines counted in its log, against the count of the
-last cold build of the same arch and flavor here (STEPS_FILE in the cache directory)."""
+last cold build of the same arch and flavor here (STEPS_FILE in the cache directory).
+
+xdist workers finish cold builds at once: a count is added under a lock beside the file, and
+the file is renamed into place whole, so no worker drops another's count or reads half one.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ import json
 import re
 from pathlib import Path
 
+from kheaders_suite.build.cache_entry import write_atomically
 from kheaders_suite.catalog.arches.arch import Arch
+from kheaders_suite.host.locks import file_lock
 
 # kbuild's quiet output: one "  CC      kernel/fork.o" line per step of the build.
 _KBUILD_STEP = re.compile(rb"^  [A-Z][A-Z0-9_]* ", re.M)
 STEPS_FILE = "make-steps.json"
+# A read and a write of a few hundred bytes: the bound is for a hung filesystem.
+LOCK_TIMEOUT = 60.0
 
 
 def count_steps(log: bytes) -> int:
@@ -50,9 +58,12 @@ def expected_steps(cache_dir: Path, arch: Arch, flavor: str = "plain") -> int | 
 
 def remember_steps(cache_dir: Path, arch: Arch, steps: int, flavor: str = "plain") -> None:
     path = cache_dir / STEPS_FILE
-    try:
-        seen = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        seen = {}
-    seen[_steps_key(arch, flavor)] = steps
-    path.write_text(json.dumps(seen))
+    with file_lock(path.with_name(f".{path.name}.lock"), LOCK_TIMEOUT):
+        try:
+            seen = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            seen = {}
+        if not isinstance(seen, dict):
+            seen = {}
+        seen[_steps_key(arch, flavor)] = steps
+        write_atomically(path, json.dumps(seen))

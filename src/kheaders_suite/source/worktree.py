@@ -7,6 +7,11 @@ tree or machine (a CI cache of the base's object tree) is compared by content, s
 did not change keeps its mtime and make rebuilds only what did. All variants of one arch build
 in one work copy and one object tree, so switching variant rebuilds only what the patch and
 the config change (kernel/kheaders.o and a relink), not the whole kernel.
+
+Nothing here writes through a symlink: the tree (a clone, a series' files) decides what the
+work copy holds, and a link in it may point anywhere on the host. A file to change is reached
+by no link on the way and is not one itself; the suite's own files there and a private copy
+replace whatever is at their name; a touch touches the link itself.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kheaders_suite.errors import InfraError, PatchFailed
+from kheaders_suite.errors import InfraError, PatchFailed, UserError
 from kheaders_suite.host import proc
 from kheaders_suite.source.tree import KernelVersion
 
@@ -151,13 +158,14 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
     proc.run_captured(rsync_cmd(src, work, by_content), what="rsync of the kernel source",
                       error=InfraError, timeout=COPY_TIMEOUT)
     if not by_content or carries_mtimes(src, work):  # else rsync --delete removed it
-        (work / _ORIGIN).write_text(origin)
+        _replace(work / _ORIGIN, origin)
     # rsync restored previously patched files with their old mtimes; make compares mtimes,
     # so without a touch an object built from the patched file would be kept.
     for rel in previous:
-        if (work / rel).exists():
-            _unshare(work / rel)  # never touch the shared inode: it is the user's file
-            os.utime(work / rel)
+        path = _inside(work, rel)
+        if os.path.lexists(path):
+            _unshare(path)  # never touch the shared inode: it is the user's file
+            os.utime(path, follow_symlinks=False)
     touched: list[str] = []
     for patch in series.patches if series else ():
         touched += _apply(work, patch, version)
@@ -166,6 +174,8 @@ def sync(src: Path, work: Path, version: KernelVersion, series: PatchSeries | No
 
 def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
     files = patched_files(patch.read_text(errors="replace"))
+    for rel in files:
+        _regular(work, rel)  # GNU patch refuses a link too, but names no reason
     dry = subprocess.run(patch_cmd(work, patch, True), capture_output=True, text=True,
                          timeout=PATCH_TIMEOUT)
     if dry.returncode != 0:
@@ -175,7 +185,7 @@ def _apply(work: Path, patch: Path, version: KernelVersion) -> list[str]:
             f"first failing file {first_failing_file(dry.stdout + dry.stderr)}"
         )
     for rel in files:
-        _unshare(work / rel)
+        _unshare(_regular(work, rel))
     proc.run_captured(patch_cmd(work, patch, False), what=f"applying {patch.name}",
                       error=InfraError, timeout=PATCH_TIMEOUT)
     return files
@@ -185,7 +195,7 @@ def edit_file(work: Path, rel: str, text: str, mtime_ns: int | None = None) -> N
     """Change one file of the work copy, as a developer's edit would: on a private copy (never
     the shared inode), with ``mtime_ns`` when given, and recorded so the next sync restores
     the original and touches it (make must see the restored file as newer)."""
-    path = work / rel
+    path = _regular(work, rel)
     _unshare(path)
     path.write_text(text)
     if mtime_ns is not None:
@@ -195,12 +205,60 @@ def edit_file(work: Path, rel: str, text: str, mtime_ns: int | None = None) -> N
         _write_state(work, [*touched, rel])
 
 
+def _inside(work: Path, rel: str) -> Path:
+    """``work / rel``, refused (UserError naming it) when ``rel`` leaves the work copy or a
+    directory on the way is a symlink: writing there would write wherever the link points."""
+    if os.path.isabs(rel) or ".." in Path(rel).parts:
+        raise UserError(f"{rel}: not a path inside the work copy {work}; refusing to write it")
+    path = work
+    for part in Path(rel).parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{path} is a symlink (to {os.readlink(path)}); refusing to write "
+                            f"{rel} through it")
+    return work / rel
+
+
+def _regular(work: Path, rel: str) -> Path:
+    """``_inside(work, rel)``, refused as well when it is a symlink itself."""
+    path = _inside(work, rel)
+    if path.is_symlink():
+        raise UserError(f"{path} is a symlink (to {os.readlink(path)}); refusing to write "
+                        "through it")
+    return path
+
+
 def _unshare(path: Path) -> None:
-    """Replace a hard-linked file by a private copy, so patching cannot reach the original."""
-    if path.exists() and path.stat().st_nlink > 1:
-        tmp = path.with_name(path.name + ".unshare")
-        shutil.copy2(path, tmp)
+    """Replace a hard-linked file or symlink by a private copy, so that a change cannot reach
+    the original: a link is copied as a link, never what it points at. The copy is made in a
+    new directory of its own, so no name the tree holds is written."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if st.st_nlink < 2 or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=".unshare-", dir=path.parent))
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            (scratch / path.name).symlink_to(os.readlink(path))
+        else:
+            shutil.copy2(path, scratch / path.name)
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _replace(path: Path, text: str) -> None:
+    """``path`` holding ``text``, in a new file renamed over whatever is there (a link the
+    tree put at this name included), never written through it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
         os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _read_origin(work: Path) -> str | None:
@@ -218,4 +276,4 @@ def _read_state(work: Path) -> list[str]:
 
 
 def _write_state(work: Path, touched: Sequence[str]) -> None:
-    (work / _STATE).write_text(json.dumps(list(touched)))
+    _replace(work / _STATE, json.dumps(list(touched)))
