@@ -65,9 +65,10 @@ def test_a_vng_without_virtme_run_beside_it_is_a_one_line_error(tmp_path: Path) 
 def test_vng_finds_the_launcher_first_on_its_path(tmp_path: Path) -> None:
     spec = FakeVM(tmp_path / "c.log").spec
     launched = VMSpec(**{**spec.__dict__, "init_launcher": tmp_path / "bin"})
-    path = vng_env(launched, "/venv/bin/vng", {"PATH": "/usr/bin"})["PATH"]
+    path = vng_env(launched, "/venv/bin/vng", tmp_path, {"PATH": "/usr/bin"})["PATH"]
     assert path.split(os.pathsep) == [str(tmp_path / "bin"), "/venv/bin", "/usr/bin"]
-    assert vng_env(spec, "/venv/bin/vng", {"PATH": "/usr/bin"})["PATH"] == "/venv/bin:/usr/bin"
+    plain = vng_env(spec, "/venv/bin/vng", tmp_path, {"PATH": "/usr/bin"})
+    assert plain["PATH"] == "/venv/bin:/usr/bin"
 
 
 def test_the_init_is_posix_sh() -> None:

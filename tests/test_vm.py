@@ -28,7 +28,8 @@ def test_native_tcg_command_line() -> None:
                   cpus=4, memory="1G")
     assert vng_command(spec) == (
         "vng", "--run", "/c/builds/b/bzImage", "--cpus", "4", "--memory", "1G",
-        "--ssh", "2345", "--ssh-tcp", "--force-9p", "--append", "loglevel=7", "--disable-kvm",
+        "--ssh", "2345", "--ssh-tcp", "--force-9p", "--append", "loglevel=7",
+        "--qemu-opts=-set netdev.ssh.restrict=on", "--disable-kvm",
     )
 
 
@@ -148,22 +149,21 @@ def test_shell_command_is_the_boot_without_ssh() -> None:
     assert "--ssh" not in shell
     assert "--ssh-tcp" not in shell
     assert "2345" not in shell
-    assert [a for a in vng_command(spec) if a not in ("--ssh", "2345", "--ssh-tcp")] == list(shell)
+    dropped = ("--ssh", "2345", "--ssh-tcp", "--qemu-opts=-set netdev.ssh.restrict=on")
+    assert [a for a in vng_command(spec) if a not in dropped] == list(shell)
 
 
-def test_vng_runs_with_a_home_in_the_cache_so_its_keys_are_the_caches() -> None:
-    """virtme-ng keeps its SSH host keys and login key under ~/.cache/virtme-ng/.ssh: with
-    HOME in the suite's cache, each cache has keys of its own, and the user's are not used."""
-    from kheaders_suite.boot.vm import ssh_key, vng_env
+def test_vng_runs_with_the_vms_own_home() -> None:
+    """virtme-ng keeps its SSH keys under ~/.cache/virtme-ng/.ssh: vng runs with the VM's
+    own HOME (sshkeys), never the user's."""
+    from kheaders_suite.boot.vm import vng_env
 
     spec = VMSpec(fake_build(), arches.get("x86_64"), Accel("tcg", "no vmx"), port=2345,
                   vng_home=Path("/c/vng-home"))
-    env = vng_env(spec, "/venv/bin/vng", {"HOME": "/root", "PATH": "/usr/bin"})
-    assert env["HOME"] == "/c/vng-home"
+    env = vng_env(spec, "/venv/bin/vng", Path("/c/vng-home/vm-1-ab"),
+                  {"HOME": "/root", "PATH": "/usr/bin"})
+    assert env["HOME"] == "/c/vng-home/vm-1-ab"
     assert env["PATH"] == "/venv/bin:/usr/bin"
-    assert ssh_key(spec) == Path("/c/vng-home/.cache/virtme-ng/.ssh/id_virtme")
-    plain = VMSpec(fake_build(), arches.get("x86_64"), Accel("tcg", "no vmx"), port=2345)
-    assert vng_env(plain, "/venv/bin/vng", {"HOME": "/root"})["HOME"] == "/root"
 
 
 def test_boot_puts_vngs_home_in_the_cache(tmp_path: Path) -> None:

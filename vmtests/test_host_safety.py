@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-import stat
 from pathlib import Path
 
 import pytest
 
-from kheaders_suite.boot import guesthome
-from kheaders_suite.boot.vm import ssh_key
+from kheaders_suite.boot import guesthome, sshkeys
 from kheaders_suite.plugin.options import Settings
 from kheaders_suite.records import KernelBuild
 from kheaders_suite.session.guest import Guest
@@ -71,14 +69,18 @@ def test_ssh_is_forwarded_on_loopback_only(guest: Guest) -> None:
 
 
 @pytest.mark.variants("sysfs")
-def test_the_login_key_is_the_caches_own(guest: Guest, suite_settings: Settings) -> None:
-    """The key this session logged in with was made by vng for this cache (its HOME is in
-    the cache), is private, and is not the user's own virtme-ng key."""
-    key = ssh_key(guest.vm.spec)
-    assert suite_settings.cache_dir in key.parents, f"{key} is not the cache's"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    users = Path.home() / ".cache/virtme-ng/.ssh/id_virtme"
-    assert not users.exists() or users.read_bytes() != key.read_bytes()
+def test_the_login_key_is_the_vms_own(guest: Guest, suite_settings: Settings) -> None:
+    """The key this session logged in with was made for this VM (sshkeys): vng's HOME is the
+    VM's own, in the cache; the guest authorizes that key alone; its private half is in no
+    file there (the file vng asks for is a placeholder); it is not the user's virtme-ng key."""
+    home = guest.vm.home
+    assert suite_settings.cache_dir in home.parents, f"{home} is not in the cache"
+    ssh = home / sshkeys.SSH_DIR
+    authorized = (ssh / f"{sshkeys.LOGIN}.pub").read_text()
+    assert authorized.startswith(sshkeys.public_line(guest.vm.keys.login))
+    assert (ssh / sshkeys.LOGIN).read_bytes() == sshkeys.PLACEHOLDER
+    users = Path.home() / ".cache/virtme-ng/.ssh/id_virtme.pub"
+    assert not users.exists() or sshkeys.public_line(guest.vm.keys.login) not in users.read_text()
 
 
 @pytest.mark.variants("sysfs")

@@ -1,18 +1,24 @@
 """Step 4: boot. Build the vng command line (pure), launch it, keep its console, end it.
 
-No QEMU outlives the run: the VM is its own process group, killed on close(), at interpreter
-exit, and by a guardian process if the launcher itself dies.
+No QEMU outlives the run: the VM is its own process group, ended on close() (SIGTERM, so
+virtme-ng removes its run-* dir, then SIGKILL), at interpreter exit, and by a guardian process
+if the launcher itself dies. Each VM runs vng with a HOME of its own holding only that VM's
+keys (sshkeys), removed on close(); the guest's network reaches nothing but its SSH forward.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from kheaders_suite.boot import console as consolelog
+from kheaders_suite.boot import sshkeys
 from kheaders_suite.boot.accel import Accel
 from kheaders_suite.catalog.arches.arch import Arch
 from kheaders_suite.host.guardian import guardian_command
@@ -40,8 +47,9 @@ class VMSpec:
     # host's paths (the mount point must exist in that root: it is read-only in the guest);
     # on the host's root, the host's /root and the suite's guest home over it (guesthome).
     rodirs: tuple[tuple[Path, str], ...] = ()
-    # HOME for vng: virtme-ng keeps its SSH host keys and login key in ~/.cache/virtme-ng/.ssh,
-    # so a HOME inside the suite's cache gives every cache keys of its own (None: the user's).
+    # Where each VM gets a HOME of its own for vng (vm-<launcher pid>-<token>): virtme-ng
+    # keeps its SSH keys in ~/.cache/virtme-ng/.ssh and a foreign root's run-* dirs under
+    # ~/.cache/virtme-ng/guest, so each VM's are its own and go with it (None: a temp dir).
     vng_home: Path | None = None
     kernel_args: tuple[str, ...] = ()  # added to the kernel command line, one --append each
     # A directory put first on vng's PATH whose virtme-run boots the suite's init
@@ -56,6 +64,14 @@ class VMSpec:
         return str(host)
 
 
+# virtme-ng's --ssh-tcp adds `-netdev user,id=ssh,hostfwd=tcp:127.0.0.1:<port>-:22` with no
+# way to add an option to it; QEMU's -set adds one by the netdev's id (a QEMU without a
+# netdev of that id refuses to start: never a guest with an open network). restrict=on: the
+# guest reaches neither outside addresses nor the host's loopback behind 10.0.2.2 (every
+# other guest's forwarded SSH port listens there); the hostfwd still reaches the guest.
+RESTRICT_NET = "--qemu-opts=-set netdev.ssh.restrict=on"
+
+
 def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     """The virtme-ng command line for ``spec``: SSH over TCP on 127.0.0.1:<port>."""
     cmd: tuple[str, ...] = (
@@ -67,6 +83,7 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
         "--force-9p",
         # Kernel messages at info level on the console we keep; virtme-ng says "quiet".
         "--append", "loglevel=7",
+        RESTRICT_NET,
     )
     cmd += tuple(a for arg in spec.kernel_args for a in ("--append", arg))
     if spec.accel.name == "tcg":
@@ -80,22 +97,65 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     return cmd
 
 
-def vng_env(spec: VMSpec, vng: str, base: dict[str, str] | None = None) -> dict[str, str]:
+def netdevs(qemu_args: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Pure: each -netdev of a QEMU command line by id, its options with every
+    ``-set netdev.<id>.<option>=<value>`` applied (how RESTRICT_NET reaches it)."""
+    found: dict[str, dict[str, str]] = {}
+    for flag, value in itertools.pairwise(qemu_args):
+        if flag == "-netdev":
+            backend, *pairs = value.split(",")
+            opts = dict(pair.partition("=")[::2] for pair in pairs)
+            found[opts.get("id", "")] = {"type": backend, **opts}
+        elif flag == "-set" and value.startswith("netdev."):
+            target, _, setting = value.partition("=")
+            _, netdev, option = target.split(".", 2)
+            found.setdefault(netdev, {})[option] = setting
+    return found
+
+
+def vng_env(spec: VMSpec, vng: str, home: Path,
+            base: dict[str, str] | None = None) -> dict[str, str]:
     """vng's environment: its own bin dir first on PATH (`sh -c virtme-run ...` needs it
-    when the venv is not activated), and HOME moved to ``spec.vng_home`` when set."""
+    when the venv is not activated), and HOME moved to the VM's own ``home``."""
     env = dict(os.environ if base is None else base)
     env.update(PYTHONUNBUFFERED="1", PATH=f"{Path(vng).parent}{os.pathsep}{env.get('PATH', '')}")
     if spec.init_launcher is not None:
         env["PATH"] = f"{spec.init_launcher}{os.pathsep}{env['PATH']}"
-    if spec.vng_home is not None:
-        env["HOME"] = str(spec.vng_home)
+    env["HOME"] = str(home)
     return env
 
 
-def ssh_key(spec: VMSpec) -> Path:
-    """The private key vng authorizes in the guest (it makes it on first use, mode 0600)."""
-    home = spec.vng_home if spec.vng_home is not None else Path.home()
-    return home / ".cache/virtme-ng/.ssh/id_virtme"
+HOME_PREFIX = "vm-"
+
+
+def new_home(spec: VMSpec) -> Path:
+    """A new, empty HOME for one VM's vng, named by the launcher's pid (stale_homes)."""
+    if spec.vng_home is None:
+        return Path(tempfile.mkdtemp(prefix=f"kheaders-{HOME_PREFIX}"))
+    spec.vng_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home = spec.vng_home / f"{HOME_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    home.mkdir(mode=0o700)
+    return home
+
+
+def stale_homes(parent: Path) -> list[Path]:
+    """The VM homes under ``parent`` whose launcher is gone (killed before its close())."""
+    stale = []
+    for home in parent.glob(f"{HOME_PREFIX}*-*"):
+        pid = home.name[len(HOME_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            stale.append(home)
+    return stale
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
@@ -104,6 +164,7 @@ def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     cmd = list(vng_command(spec, vng))
     at = cmd.index("--ssh")
     del cmd[at:at + 3]  # --ssh <port> --ssh-tcp
+    cmd.remove(RESTRICT_NET)  # its netdev came with --ssh
     return tuple(cmd)
 
 
@@ -143,6 +204,9 @@ MAX_ARRIVALS = 10_000
 PANIC_SETTLE = 3.0
 # Seconds after a hang report's headline for its body (the stuck task's stack) to arrive.
 HANG_SETTLE = 2.0
+# Base seconds, scaled like every guest timeout, for vng and QEMU to end on SIGTERM (QEMU
+# stops at once; virtme-run's handler exits through atexit, which removes its run-* dir).
+TERM_WAIT = 2.0
 # A hang detector's headline in the console stream (console.HANG_HEADLINES).
 HANG_REPORT = re.compile("|".join(consolelog.HANG_HEADLINES).encode())
 
@@ -160,13 +224,14 @@ class VM:
         self.log = consolelog.ConsoleFile(console, self.base)  # read incrementally, capped
         self.arrivals: list[tuple[float, int]] = []
         self.launched = time.monotonic()
-        # vng runs `sh -c virtme-run ...`: its own bin dir must be on PATH (a venv not
-        # activated, as under `.venv/bin/pytest`).
         if spec.vng_home is not None:
-            spec.vng_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for stale in stale_homes(spec.vng_home):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.home = new_home(spec)
+        self.keys = sshkeys.prepare(self.home)
         self.proc = subprocess.Popen(vng_command(spec, vng), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=vng_env(spec, vng))
+                                     start_new_session=True, env=vng_env(spec, vng, self.home))
         self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None
@@ -213,14 +278,20 @@ class VM:
         return self.log.head()
 
     def close(self) -> None:
-        """Kill the whole group (QEMU did not stop on a guest poweroff within 30 s here)."""
+        """End the whole group (QEMU did not stop on a guest poweroff within 30 s here):
+        SIGTERM, TERM_WAIT (scaled) for it to go, SIGKILL for what is left; then remove the
+        VM's HOME, its keys and whatever run-* dir virtme-ng did not clean up."""
         _LIVE.discard(self)
+        if self.proc.poll() is None:
+            _kill_group(self.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=TERM_WAIT * self.spec.accel.scale(self.spec.arch))
         for proc in (self.proc, self.guardian):
-            if proc.poll() is None:
-                _kill_group(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid, signal.SIGKILL)  # QEMU may outlive vng in the group
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
         self._drain.join(timeout=5)
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:

@@ -24,7 +24,8 @@ from pathlib import Path
 import paramiko
 
 from kheaders_suite.boot import accel, console, detectors, guesthome, guestinit
-from kheaders_suite.boot.vm import VM, VMSpec, free_port, profile_boot, shell_command, ssh_key
+from kheaders_suite.boot.sshkeys import VMKeys
+from kheaders_suite.boot.vm import VM, VMSpec, free_port, profile_boot, shell_command
 from kheaders_suite.catalog import arches
 from kheaders_suite.errors import VMLost
 from kheaders_suite.host import tools
@@ -130,12 +131,16 @@ def kernel_args_for(build: KernelBuild, scale: float) -> tuple[str, ...]:
     return (*args, "kasan_multi_shot") if "CONFIG_KASAN=y" in config else args
 
 
-def ssh_login(port: int, timeout: float, key: Path) -> paramiko.SSHClient:
-    """An SSH session as root on the guest's forwarded port, with the cache's vng key."""
+def ssh_login(port: int, timeout: float, keys: VMKeys) -> paramiko.SSHClient:
+    """An SSH session as root on the guest's forwarded port, with this VM's login key, to a
+    server that proves it holds this VM's host key: the one key the client knows for the
+    address, and any other is refused (RejectPolicy), so nothing else that listens on the
+    port gets the session."""
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.get_host_keys().add(f"[127.0.0.1]:{port}", keys.host.get_name(), keys.host)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
-        client.connect("127.0.0.1", port=port, username="root", key_filename=str(key),
+        client.connect("127.0.0.1", port=port, username="root", pkey=keys.login,
                        look_for_keys=False, allow_agent=False, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout)
     except BaseException:
@@ -152,11 +157,11 @@ def connect(vm: VM, scale: float, boot_timeout: float = BOOT_TIMEOUT, *,
             kernel_start: float = KERNEL_START_TIMEOUT,
             init_done_wait: float = INIT_DONE_WAIT) -> Guest:
     """Wait for sshd in the guest; VMLost (with the console tail) if it dies or never answers.
-    ``open_ssh`` (port, timeout): by default ssh_login with the key vng made for this VM.
+    ``open_ssh`` (port, timeout): by default ssh_login with this VM's keys (sshkeys).
     SSH is tried once the init says it is done, or with short attempts after
     ``init_done_wait`` (scaled) without that line."""
     if open_ssh is None:
-        open_ssh = partial(ssh_login, key=ssh_key(vm.spec))
+        open_ssh = partial(ssh_login, keys=vm.keys)
     deadline = Deadline(boot_timeout * scale)
     started = Deadline(kernel_start * scale)
     init_wait = Deadline(init_done_wait * scale)
