@@ -30,6 +30,7 @@ from kheaders_suite.boot import console as consolelog
 from kheaders_suite.boot import sshkeys
 from kheaders_suite.boot.accel import Accel
 from kheaders_suite.catalog.arches.arch import Arch
+from kheaders_suite.host import guardian
 from kheaders_suite.host.guardian import guardian_command
 from kheaders_suite.records import BootProfile, KernelBuild
 
@@ -143,19 +144,9 @@ def stale_homes(parent: Path) -> list[Path]:
     stale = []
     for home in parent.glob(f"{HOME_PREFIX}*-*"):
         pid = home.name[len(HOME_PREFIX):].partition("-")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not guardian.alive(int(pid)):
             stale.append(home)
     return stale
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def shell_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:

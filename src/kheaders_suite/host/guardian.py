@@ -25,9 +25,10 @@ def guardian_command(pgid: int) -> tuple[str, ...]:
             sys.executable, "-m", "kheaders_suite.host.guardian", str(pgid))
 
 
-def _group_alive(pgid: int) -> bool:
+def alive(ident: int, *, group: bool = False) -> bool:
+    """Whether process ``ident`` (process group, with ``group``) exists, by signal 0."""
     try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(ident, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, kill_group)
     signal.signal(signal.SIGINT, kill_group)
-    while _group_alive(pgid):
+    while alive(pgid, group=True):
         time.sleep(2.0)
     return 0
 
