@@ -74,7 +74,7 @@ class Guest:
         try:
             self.agent = Agent.start(self.client, Deadline(COMMAND_TIMEOUT * self.scale))
         except BadReply as exc:
-            raise VMLost(self._bad_agent(exc)) from None
+            raise VMLost(self._lost_text(exc)) from None
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = False,
             user: str | None = None, stdin: bytes | None = None) -> CommandResult:
@@ -107,13 +107,11 @@ class Guest:
         message): checked while waiting, so a panic ends a command in seconds. ``settle``:
         seconds to let a dying QEMU finish exiting."""
         why = self.vm.gone(settle)
-        if why is None:
-            return None
-        return (f"VM lost ({target_id(self.arch.name, self.build.variant)}): {why}; console "
-                f"{self.vm.console}, last lines:\n{self.console_tail()}")
+        return None if why is None else self._lost_text(why)
 
-    def _bad_agent(self, exc: BadReply) -> str:
-        return (f"VM lost ({target_id(self.arch.name, self.build.variant)}): {exc}; console "
+    def _lost_text(self, why: object) -> str:
+        """A VMLost's message: the target, why, and the console's last lines."""
+        return (f"VM lost ({target_id(self.arch.name, self.build.variant)}): {why}; console "
                 f"{self.vm.console}, last lines:\n{self.console_tail()}")
 
     @contextlib.contextmanager
@@ -122,7 +120,7 @@ class Guest:
             yield
         except BadReply as exc:
             self.agent = None  # what it sends cannot be trusted any more
-            raise VMLost(self._bad_agent(exc)) from None
+            raise VMLost(self._lost_text(exc)) from None
         except GuestTimeout as exc:
             self.agent = None  # its channel is in an unknown state: stop using it
             raise GuestTimeout(f"{exc}\nthe guest did not answer in time (a hang?); console "
