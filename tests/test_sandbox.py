@@ -48,6 +48,8 @@ connect:
 \tpython3 -c 'import socket; socket.create_connection(("127.0.0.1", $(PORT)), timeout=5)'
 links:
 \tcat /proc/net/dev
+read:
+\tcat $(INPUT)
 env:
 \tenv
 """
@@ -61,12 +63,14 @@ def clone(tmp_path: Path) -> Path:
     return src
 
 
-def runner(tmp_path: Path, clone: Path, bwrap: str | None) -> Runner:
+def runner(tmp_path: Path, clone: Path, bwrap: str | None,
+           readable: tuple[Path, ...] = ()) -> Runner:
     """The build's own runner, as build/kernel.py makes it: writable the clone, the object
-    tree and a ccache directory."""
-    return Runner(tmp_path / "build.log", {}, lambda line: None, "x86_64-sysfs", 60.0,
+    tree and a ccache directory; ``readable``: the cache directory."""
+    return Runner(tmp_path / "build.log", {"CCACHE_DIR": str(tmp_path / "ccache")},
+                  lambda line: None, "x86_64-sysfs", 60.0,
                   places=(clone, tmp_path / "obj"), bwrap=bwrap,
-                  writable=(tmp_path / "ccache",))
+                  writable=(tmp_path / "ccache",), readable=readable)
 
 
 def make(clone: Path, target: str, **variables: str) -> tuple[str, ...]:
@@ -102,6 +106,49 @@ def test_a_write_outside_fails_and_the_error_quotes_it(tmp_path: Path, clone: Pa
     assert first.startswith("x86_64-sysfs: start: the build sandbox refused a write"), first
     assert f"{out}: {sandbox.REFUSED}" in first, first
     assert not out.exists()
+
+
+@real
+def test_a_cache_under_tmp_is_read_inside_and_still_read_only(tmp_path: Path,
+                                                               clone: Path) -> None:
+    """The sandbox's /tmp is a tmpfs of its own: a cache directory (and the fragments
+    configure reads from it) under the host's /tmp is bound back over it, read-only."""
+    assert str(tmp_path).startswith("/tmp/"), tmp_path
+    (tmp_path / "input").write_text("fragment\n")
+    bwrap = sandbox.find_bwrap()
+    with pytest.raises(BuildFailed):  # hidden by the sandbox's /tmp when not bound back
+        runner(tmp_path, clone, bwrap).run(make(clone, "read", INPUT=str(tmp_path / "input")))
+    runner(tmp_path, clone, bwrap, (tmp_path,)).run(make(clone, "read",
+                                                         INPUT=str(tmp_path / "input")))
+    assert "\nfragment\n" in log_text(tmp_path)
+    with pytest.raises(BuildFailed, match="refused a write"):
+        runner(tmp_path, clone, bwrap, (tmp_path,)).run(
+            make(clone, "outside", OUT=str(tmp_path / "input")))
+    assert (tmp_path / "input").read_text() == "fragment\n"
+
+
+@real
+def test_the_sandboxs_ccache_is_seeded_with_a_copy_and_no_link_leads_out(
+        tmp_path: Path, clone: Path) -> None:
+    """A cold sandboxed build starts from the unconfined builds' ccache, copied inside the
+    sandbox: a symlink a series left in its own ccache cannot carry the copy out of it."""
+    trusted, victim = tmp_path / "trusted", tmp_path / "victim"
+    (trusted / "0/0").mkdir(parents=True)
+    (trusted / "0/0/entryR").write_bytes(b"object")
+    (trusted / "1/2").mkdir(parents=True)
+    (trusted / "1/2/otherR").write_bytes(b"other")
+    (tmp_path / "ccache/1/2").mkdir(parents=True)
+    victim.mkdir()
+    (victim / "file").write_bytes(b"host")
+    os.utime(victim / "file", (0, 0))  # older than the entry: cp -u writes through the link
+    (tmp_path / "ccache/1/2/otherR").symlink_to(victim / "file")
+    build = runner(tmp_path, clone, sandbox.find_bwrap(), (tmp_path,))
+    kernel._seed_sandbox_ccache(build, trusted)
+    assert (tmp_path / "ccache/0/0/entryR").read_bytes() == b"object"
+    assert not (tmp_path / "ccache/0/0/entryR").samefile(trusted / "0/0/entryR")
+    assert (victim / "file").read_bytes() == b"host"
+    assert "ccache seed incomplete" in log_text(tmp_path)
+    assert sorted(p.name for p in trusted.rglob("*R")) == ["entryR", "otherR"]
 
 
 @pytest.fixture
@@ -154,6 +201,11 @@ def test_the_command_line(tmp_path: Path) -> None:
                    "--proc", "/proc", "--tmpfs", "/tmp", "--setenv", "TMPDIR", "/tmp",
                    "--bind", str(src), str(src), "--bind", str(obj), str(obj),
                    "--", "make", "-C", str(src))
+    cache = tmp_path / "cache"
+    got = sandbox.bwrap_command("bwrap", (src,), ("true",), (cache, cache))
+    assert got[-7:] == ("--ro-bind", str(cache), str(cache), "--bind", str(src), str(src),
+                        "--", "true")[-7:]
+    assert got.count("--ro-bind") == 2  # / and the cache, once
 
 
 def test_runner_binds_its_places_ccache_and_the_commands_own(tmp_path: Path,
@@ -218,6 +270,7 @@ def test_sandboxed_builds_keep_to_a_workspace_and_ccache_of_their_own(
     assert [r.env["CCACHE_DIR"] for r in runners] == [str(tmp_path / "ccache-sandbox"),
                                                        str(tmp_path / "ccache")]
     assert runners[0].writable == (tmp_path / "ccache-sandbox",)
+    assert runners[0].readable == (tmp_path,)
     assert runners[1].bwrap is None
     assert kernel.key_inputs(source, arch, variants.get("sysfs"), inside) == \
         kernel.key_inputs(source, arch, variants.get("sysfs"), outside)

@@ -204,7 +204,7 @@ def _runner(opts: BuildOptions, log: Path, progress: Progress, label: str,
     env = make_env(opts.timestamp, opts.cache_dir,
                    f"ccache{SANDBOXED}" if opts.sandbox else "ccache")
     return Runner(log, env, progress, label, opts.timeout, places=places, bwrap=bwrap,
-                  writable=(Path(env["CCACHE_DIR"]),))
+                  writable=(Path(env["CCACHE_DIR"]),), readable=(opts.cache_dir,))
 
 
 def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
@@ -243,6 +243,9 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     obj, make = _prepare(runner, source, arch, variant, opts, ws, "make")
     cold = not (obj / "vmlinux").exists()
     with _cold_build_slot(opts, cold, label, progress) as waited:
+        if cold and runner.bwrap is not None and opts.use_ccache:
+            _seed_sandbox_ccache(runner, opts.cache_dir / "ccache")
+            runner.stage("make")
         runner.run((*make, f"-j{opts.jobs}", Path(arch.image).name, "modules"),
                    expected=expected_steps(opts.cache_dir, arch, opts.flavor) if cold else None)
     if cold:
@@ -274,6 +277,22 @@ def _cold_build_slot(opts: BuildOptions, cold: bool, label: str,
     with file_lock(path, opts.timeout,
                    lambda: progress(f"{label}: waiting for another cold build ({path})")):
         yield time.monotonic() - start
+
+
+def _seed_sandbox_ccache(runner: Runner, trusted: Path) -> None:
+    """Before a cold sandboxed build: what unconfined builds compiled, copied into the
+    sandbox's own ccache (never shared: a series could plant entries or a ccache.conf
+    there, which no unconfined build may read). Most of a posted series is its base, which
+    the suite has often compiled already; work copies at other paths hit the same entries
+    (CCACHE_BASEDIR). The copy runs inside the sandbox, the trusted directory read-only, so a
+    symlink the series left in its ccache leads nowhere; a failed copy costs compile time,
+    never the build."""
+    if not trusted.is_dir():
+        return
+    runner.stage("seed ccache")
+    runner.run(("sh", "-c", 'cp -R -u --preserve=timestamps -- "$0/." "$1" '
+                "|| echo 'kheaders: ccache seed incomplete (the build compiles more)'",
+                str(trusted), runner.env["CCACHE_DIR"]))
 
 
 def _configure(runner: Runner, src: Path, obj: Path, arch: Arch, frags: list[Path]) -> None:

@@ -60,16 +60,16 @@ class Runner:
     """Runs build commands into one log, printing the stage and its progress as it goes.
 
     ``bwrap``: run each command in the build sandbox (build/sandbox.py), writable there only
-    ``places`` and ``writable`` (ccache's directory), and what one command adds (``writes``);
-    None runs them as they are."""
+    ``places`` and ``writable`` (ccache's directory), and what one command adds (``writes``),
+    ``readable`` seen read-only even under /tmp; None runs them as they are."""
 
     def __init__(self, log: Path, env: dict[str, str], progress: Progress, label: str,
                  timeout: float, places: tuple[Path, ...] = (), bwrap: str | None = None,
-                 writable: tuple[Path, ...] = ()) -> None:
+                 writable: tuple[Path, ...] = (), readable: tuple[Path, ...] = ()) -> None:
         self.log, self.env, self.progress, self.label = log, env, progress, label
         self.timeout = timeout
         self.places = places  # where the commands write besides the log: the work copy, objects
-        self.bwrap, self.writable = bwrap, writable
+        self.bwrap, self.writable, self.readable = bwrap, writable, readable
         self.current = "start"
         self.t0 = time.monotonic()
         self.steps = 0  # kbuild steps the last command printed
@@ -112,7 +112,7 @@ class Runner:
         places = (*self.places, *self.writable, *writes)
         for place in places:
             place.mkdir(parents=True, exist_ok=True)
-        return sandbox.bwrap_command(self.bwrap, places, cmd)
+        return sandbox.bwrap_command(self.bwrap, places, cmd, self.readable)
 
     def explained(self, exc: BuildFailed, start: int) -> InfraError:
         """``exc``, led by what the sandbox said in the command's output (from ``start`` in

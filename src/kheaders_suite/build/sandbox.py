@@ -6,7 +6,8 @@ SANDBOX_VARIABLE for the suite's pytest runs); every make of the build (configur
 image, modules, modules_install, an external module) then runs inside bwrap:
 
 - the host's file system read-only (``--ro-bind / /``), with a fresh /proc, a minimal /dev
-  and a private, empty /tmp (TMPDIR points there);
+  and a private, empty /tmp (TMPDIR points there); what the build reads from under the
+  host's /tmp (a cache or checkout there) is bound back read-only over it;
 - writable only what the step writes: the work copy and the object tree of the build,
   ccache's directory, and where modules_install or an external module build put their files
   (build/kernel.py passes each);
@@ -60,10 +61,14 @@ def find_bwrap() -> str:
     return found
 
 
-def bwrap_command(bwrap: str, writable: Sequence[Path], argv: Sequence[str]) -> tuple[str, ...]:
+def bwrap_command(bwrap: str, writable: Sequence[Path], argv: Sequence[str],
+                  readable: Sequence[Path] = ()) -> tuple[str, ...]:
     """``argv`` inside the sandbox, ``writable`` its only writable places (pure). /tmp's
-    tmpfs comes before the binds, so a writable place under /tmp stays visible."""
+    tmpfs comes before the binds, so a place under /tmp stays visible: ``readable`` (what
+    the command reads there, a cache directory under /tmp) read-only, then ``writable``."""
     binds: list[str] = []
+    for place in dict.fromkeys(readable):
+        binds += ["--ro-bind", str(place), str(place)]
     for place in dict.fromkeys(writable):
         binds += ["--bind", str(place), str(place)]
     return (bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
