@@ -71,11 +71,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("target", params, indirect=True, scope="session")
 
 
+TIMING_NOT_ASKED = ("a compile-timing measurement, not a check: select it with -m timing "
+                    "(or --sweep reduced|full)")
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """All tests of one target together, targets in arch then variant order: pytest's own
     reordering heuristic split them (sysfs, module, sysfs again), and every split is one
-    more boot. The sort is stable, so each target keeps its tests' collected order."""
+    more boot. The sort is stable, so each target keeps its tests' collected order. The
+    timing sweeps skip unless asked for (options.timing_asked)."""
+    if SETTINGS in config.stash and not config.stash[SETTINGS].timing:
+        for item in items:
+            if item.get_closest_marker("timing") is not None:
+                item.add_marker(pytest.mark.skip(reason=TIMING_NOT_ASKED))
     order = {name: i for i, name in enumerate(variants.names())}
 
     def key(item: pytest.Item) -> tuple[int, str, int]:

@@ -65,6 +65,7 @@ class Settings:
     # arches whose sweep times clang's front end too (the in-memory strategies); None: all
     frontend_arches: tuple[str, ...] | None = None
     guest_init: str = "suite"  # "suite": the suite's init (guestinit); "vng": virtme-ng's
+    timing: bool = False  # the compile-timing sweeps asked for (timing_asked)
 
     def times_frontend(self, arch: str) -> bool:
         """Whether ``arch``'s timing sweep includes clang's front end (--frontend-arch)."""
@@ -230,6 +231,14 @@ def check_host(config: pytest.Config, names: tuple[str, ...], cache: Path) -> No
         rootfs.check_host(cache, arch)
 
 
+def timing_asked(markexpr: str, sweep_given: bool) -> bool:
+    """Whether the run asked for the compile-timing sweeps (tests marked timing): minutes of
+    measurement a target, not a check of the kernel, so `pytest vmtests -k proc` gives the
+    verdict alone. Asked: --sweep, or a -m expression naming timing other than as
+    "not timing" (an expression that names it and still excludes it, pytest deselects)."""
+    return sweep_given or re.search(r"(?<!not )\btiming\b", markexpr) is not None
+
+
 def from_config(config: pytest.Config) -> Settings:
     opt = config.getoption
     tree, version = kernel_src(opt("--kernel-src"))
@@ -251,6 +260,7 @@ def from_config(config: pytest.Config) -> Settings:
         flavor=str(opt("--flavor")),
         frontend_arches=frontend_arches(str(opt("--frontend-arch"))),
         guest_init=str(opt("--guest-init")),
+        timing=timing_asked(str(opt("markexpr") or ""), opt("--sweep") is not None),
     )
     check_host(config, names, s.cache_dir)
     return s
