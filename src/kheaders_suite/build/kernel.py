@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kheaders_suite import HARNESS_VERSION
-from kheaders_suite.build import cache_entry, kconfig, sandbox
+from kheaders_suite.build import archive_inputs, cache_entry, kconfig, sandbox
 from kheaders_suite.build.inputs import build_key, check_config, compiler_version, fragments_for
 from kheaders_suite.build.make import Runner, compiler_command, make_env
 from kheaders_suite.build.steps import expected_steps, remember_steps
@@ -63,7 +63,8 @@ class BuildOptions:
     # so a config-only change (the variants, sharing one object tree) keeps a stale archive.
     # The 6.17 rewrite did not fix it (measured on 7.3.4: its make dependencies leave
     # autoconf.h out). True: delete kernel/kheaders.md5 before make (a prerequisite of the
-    # archive in every version), so every build packs its own config.
+    # archive in every version) whenever what the archive packs changed (archive_inputs), so
+    # every build packs its own config and headers, and a .c edit keeps the archive.
     # False: upstream's behaviour, for the test that shows it (vmtests/test_incremental.py).
     force_kheaders_regen: bool = True
     flavor: str = "plain"  # FLAVORS: "debug" adds KASAN, lockdep, UBSAN, atomic-sleep checks
@@ -167,6 +168,8 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
         if edit is not None:
             edit(ws / "src")
         runner.run((*make, f"-j{opts.jobs}", "kernel/kheaders.o"))
+        if opts.force_kheaders_regen:
+            archive_inputs.record(ws / "src", obj, arch.srcarch, opts.timestamp)
         archive = _copy_archive(obj, out)
         if archive is None:
             raise BuildFailed(f"{label}: no kernel/kheaders_data.tar.xz after make; "
@@ -225,8 +228,10 @@ def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
     make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
                              compiler_command(arch, opts.use_ccache))
     runner.stage(stage)
-    if opts.force_kheaders_regen:
-        (obj / "kernel/kheaders.md5").unlink(missing_ok=True)
+    if not opts.force_kheaders_regen:
+        archive_inputs.forget(obj)
+    elif archive_inputs.regenerate_if_changed(ws / "src", obj, arch.srcarch, opts.timestamp):
+        runner.progress(f"{runner.label}: the archive's inputs changed: it is regenerated")
     return obj, make
 
 
@@ -250,6 +255,8 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
                    expected=expected_steps(opts.cache_dir, arch, opts.flavor) if cold else None)
     if cold:
         remember_steps(opts.cache_dir, arch, runner.steps, opts.flavor)
+    if opts.force_kheaders_regen:
+        archive_inputs.record(ws / "src", obj, arch.srcarch, opts.timestamp)
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
