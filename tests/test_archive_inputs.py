@@ -29,8 +29,8 @@ def trees(tmp_path: Path) -> tuple[Path, Path]:
     return src, obj
 
 
-def digest(src: Path, obj: Path, timestamp: str = STAMP) -> str:
-    return archive_inputs.digest(src, obj, "x86", timestamp)
+def digest(src: Path, obj: Path, timestamp: str = STAMP) -> dict[str, str]:
+    return archive_inputs.inputs(src, obj, "x86", timestamp)
 
 
 def edit_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
@@ -77,7 +77,7 @@ def test_regenerated_unless_the_recorded_inputs_match(trees: tuple[Path, Path]) 
     src, obj = trees
     md5 = obj / archive_inputs.MD5
 
-    def before_make() -> bool:
+    def before_make() -> str:
         md5.write_text("kbuild's own\n")
         return archive_inputs.regenerate_if_changed(src, obj, "x86", STAMP)
 
@@ -89,7 +89,7 @@ def test_regenerated_unless_the_recorded_inputs_match(trees: tuple[Path, Path]) 
     assert before_make()  # the last make did not record (it failed): regenerate
     archive_inputs.record(src, obj, "x86", STAMP)
     edit_keeping_size_and_mtime(src / "include/linux/a.h", "A 1", "A 3")
-    assert before_make()
+    assert before_make() == "src/include/linux/a.h changed"
     assert not md5.exists()
     archive_inputs.record(src, obj, "x86", STAMP)
     archive_inputs.forget(obj)  # upstream's logic ran in between: it may have kept it stale

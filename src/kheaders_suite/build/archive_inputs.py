@@ -7,13 +7,13 @@ minute. Regenerating costs most of a .c edit's make (x86_64 6.12 under the 2-cor
 27.5 s of 43.9 s, the comment-stripping and xz of ~47 MB of headers), for an archive that
 cannot have changed.
 
-So after each make the harness records a digest of what the archive packs and what decides
-its bytes: every ``*.h`` under ``include/`` and ``arch/$SRCARCH/include/`` of the work copy
-and of the object tree, by content (never by mtime: the same-size edit keeps ``ls -l``),
-the object tree's ``.config``, ``gen_kheaders.sh`` and the build timestamp. A build whose
-digest, taken after configure, differs from the recorded one deletes kheaders.md5 (a
-prerequisite of the archive in every version), which regenerates it; a matching one leaves
-the decision to kbuild, which then keeps it. A make that does not record (a failed one, or
+So after each make the harness records what the archive packs and what decides its bytes,
+each by its sha256: every ``*.h`` under ``include/`` and ``arch/$SRCARCH/include/`` of the
+work copy and of the object tree (by content, never by mtime: the same-size edit keeps
+``ls -l``), the object tree's ``.config``, ``gen_kheaders.sh`` and the build timestamp. A
+build whose inputs, taken after configure, differ from the recorded ones deletes
+kheaders.md5 (a prerequisite of the archive in every version), which regenerates it, and
+says which changed; matching ones leave the decision to kbuild, which then keeps it. A make that does not record (a failed one, or
 upstream's logic for the incremental experiments) leaves no digest, and the next build
 regenerates.
 """
@@ -21,13 +21,15 @@ regenerates.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
-# In the object tree: the digest of the inputs the archive there was made from.
-STAMP = "kernel/.kheaders-suite-archive-inputs"
+# In the object tree: the inputs the archive there was made from, {name: sha256}.
+STAMP = "kernel/.kheaders-suite-archive-inputs.json"
 MD5 = "kernel/kheaders.md5"  # what gen_kheaders.sh compares; deleting it regenerates
 SCRIPT = "kernel/gen_kheaders.sh"
+NAMED = 3  # changed inputs named in the message
 
 
 def _headers(root: Path, srcarch: str) -> list[Path]:
@@ -39,43 +41,57 @@ def _headers(root: Path, srcarch: str) -> list[Path]:
     return found
 
 
-def _part(label: str, path: Path) -> bytes:
-    """The file's name and content's digest; a missing file as missing."""
+def _sha256(path: Path) -> str:
     try:
-        content = hashlib.sha256(path.read_bytes()).digest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
-        content = b"missing"
-    return f"{label}\0".encode() + content
+        return "missing"
 
 
-def digest(src: Path, obj: Path, srcarch: str, timestamp: str) -> str:
-    """The archive's inputs as they stand (pure of mtimes)."""
-    h = hashlib.sha256(f"timestamp\0{timestamp}\0".encode())
+def inputs(src: Path, obj: Path, srcarch: str, timestamp: str) -> dict[str, str]:
+    """The archive's inputs as they stand, by content (pure of mtimes)."""
+    found = {"timestamp": timestamp, "obj/.config": _sha256(obj / ".config"),
+             f"src/{SCRIPT}": _sha256(src / SCRIPT)}
     for root, label in ((src, "src"), (obj, "obj")):
         for path in _headers(root, srcarch):
-            h.update(_part(f"{label}/{path.relative_to(root)}", path))
-    h.update(_part("obj/.config", obj / ".config"))
-    h.update(_part(f"src/{SCRIPT}", src / SCRIPT))
-    return h.hexdigest()
+            found[f"{label}/{path.relative_to(root)}"] = _sha256(path)
+    return found
 
 
-def regenerate_if_changed(src: Path, obj: Path, srcarch: str, timestamp: str) -> bool:
+def changed(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The inputs that differ, added or removed, sorted."""
+    return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+
+
+def _recorded(stamp: Path) -> dict[str, str]:
+    try:
+        loaded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def regenerate_if_changed(src: Path, obj: Path, srcarch: str, timestamp: str) -> str:
     """Before make: delete kheaders.md5 unless the archive was made from these inputs.
-    True when it was deleted (the archive will be regenerated)."""
+    "" when it was kept, else why it will be regenerated (what changed)."""
     stamp = obj / STAMP
-    recorded = stamp.read_text() if stamp.is_file() else None
+    recorded = _recorded(stamp)
     stamp.unlink(missing_ok=True)  # until this make records it again
-    if recorded == digest(src, obj, srcarch, timestamp):
-        return False
+    differ = changed(recorded, inputs(src, obj, srcarch, timestamp)) if recorded else []
+    if recorded and not differ:
+        return ""
     (obj / MD5).unlink(missing_ok=True)
-    return True
+    if not recorded:
+        return "no record of what the archive in the object tree was made from"
+    more = f" and {len(differ) - NAMED} more" if len(differ) > NAMED else ""
+    return f"{', '.join(differ[:NAMED])}{more} changed"
 
 
 def record(src: Path, obj: Path, srcarch: str, timestamp: str) -> None:
     """After a make that built the archive: the inputs it was made from."""
     stamp = obj / STAMP
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest(src, obj, srcarch, timestamp))
+    stamp.write_text(json.dumps(inputs(src, obj, srcarch, timestamp), sort_keys=True))
 
 
 def forget(obj: Path) -> None:

@@ -230,8 +230,9 @@ def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
     runner.stage(stage)
     if not opts.force_kheaders_regen:
         archive_inputs.forget(obj)
-    elif archive_inputs.regenerate_if_changed(ws / "src", obj, arch.srcarch, opts.timestamp):
-        runner.progress(f"{runner.label}: the archive's inputs changed: it is regenerated")
+    elif why := archive_inputs.regenerate_if_changed(ws / "src", obj, arch.srcarch,
+                                                      opts.timestamp):
+        runner.progress(f"{runner.label}: the archive is regenerated: {why}")
     return obj, make
 
 
