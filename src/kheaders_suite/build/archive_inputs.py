@@ -11,22 +11,29 @@ So after each make the harness records what the archive packs and what decides i
 each by its sha256: every ``*.h`` under ``include/`` and ``arch/$SRCARCH/include/`` of the
 work copy and of the object tree (by content, never by mtime: the same-size edit keeps
 ``ls -l``), the object tree's ``.config``, ``gen_kheaders.sh`` and the build timestamp. A
-build whose inputs, taken after configure, differ from the recorded ones deletes
-kheaders.md5 (a prerequisite of the archive in every version), which regenerates it, and
-says which changed; matching ones leave the decision to kbuild, which then keeps it. A make that does not record (a failed one, or
+build whose inputs, taken after configure, differ from those the last good make started
+from deletes kheaders.md5 (a prerequisite of the archive in every version), which
+regenerates it, and says which changed; matching ones leave the decision to kbuild, which
+then keeps it. What is recorded is the state before make, compared with the state before
+the next: make itself rewrites .config (syncconfig: under the suite's ccache one compiler
+probe answers otherwise than configure's plain gcc), so a state taken after make never
+matches the next configure's. A make that does not record (a failed one, or
 upstream's logic for the incremental experiments) leaves no digest, and the next build
 regenerates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
 
-# In the object tree: the inputs the archive there was made from, {name: sha256}.
+# In the object tree: the inputs the archive there was made from, {name: sha256}; PENDING:
+# those of the make under way, which become STAMP when it succeeds.
 STAMP = "kernel/.kheaders-suite-archive-inputs.json"
+PENDING = "kernel/.kheaders-suite-archive-inputs.pending.json"
 MD5 = "kernel/kheaders.md5"  # what gen_kheaders.sh compares; deleting it regenerates
 SCRIPT = "kernel/gen_kheaders.sh"
 NAMED = 3  # changed inputs named in the message
@@ -72,12 +79,15 @@ def _recorded(stamp: Path) -> dict[str, str]:
 
 
 def regenerate_if_changed(src: Path, obj: Path, srcarch: str, timestamp: str) -> str:
-    """Before make: delete kheaders.md5 unless the archive was made from these inputs.
+    """Before make: delete kheaders.md5 unless the last good make started from these inputs.
     "" when it was kept, else why it will be regenerated (what changed)."""
-    stamp = obj / STAMP
+    stamp, pending = obj / STAMP, obj / PENDING
     recorded = _recorded(stamp)
     stamp.unlink(missing_ok=True)  # until this make records it again
-    differ = changed(recorded, inputs(src, obj, srcarch, timestamp)) if recorded else []
+    now = inputs(src, obj, srcarch, timestamp)
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.write_text(json.dumps(now, sort_keys=True))
+    differ = changed(recorded, now) if recorded else []
     if recorded and not differ:
         return ""
     (obj / MD5).unlink(missing_ok=True)
@@ -87,13 +97,13 @@ def regenerate_if_changed(src: Path, obj: Path, srcarch: str, timestamp: str) ->
     return f"{', '.join(differ[:NAMED])}{more} changed"
 
 
-def record(src: Path, obj: Path, srcarch: str, timestamp: str) -> None:
-    """After a make that built the archive: the inputs it was made from."""
-    stamp = obj / STAMP
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(inputs(src, obj, srcarch, timestamp), sort_keys=True))
+def record(obj: Path) -> None:
+    """After a make that built the archive: the inputs it started from are the record."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(obj / PENDING, obj / STAMP)
 
 
 def forget(obj: Path) -> None:
     """Before a make with upstream's logic, which may keep a stale archive."""
-    (obj / STAMP).unlink(missing_ok=True)
+    for name in (STAMP, PENDING):
+        (obj / name).unlink(missing_ok=True)

@@ -169,7 +169,7 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
             edit(ws / "src")
         runner.run((*make, f"-j{opts.jobs}", "kernel/kheaders.o"))
         if opts.force_kheaders_regen:
-            archive_inputs.record(ws / "src", obj, arch.srcarch, opts.timestamp)
+            archive_inputs.record(obj)
         archive = _copy_archive(obj, out)
         if archive is None:
             raise BuildFailed(f"{label}: no kernel/kheaders_data.tar.xz after make; "
@@ -257,7 +257,7 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
     if cold:
         remember_steps(opts.cache_dir, arch, runner.steps, opts.flavor)
     if opts.force_kheaders_regen:
-        archive_inputs.record(ws / "src", obj, arch.srcarch, opts.timestamp)
+        archive_inputs.record(obj)
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
