@@ -190,7 +190,8 @@ def build_module(source: KernelSource, arch: Arch, variant: Variant, opts: Build
         runner = _runner(opts, moddir / "build.log", progress, label,
                          (moddir, ws / "src", ws / "obj"))
         progress(f"{label}: module {moddir}, log {runner.log}")
-        _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare")
+        _, make = _prepare(runner, source, arch, variant, opts, ws, "make modules_prepare",
+                           archive=False)
         runner.run((*make, f"-j{opts.jobs}", "modules_prepare"))
         runner.stage("make M=")
         runner.run((*make, f"M={moddir}", "modules"))
@@ -211,9 +212,11 @@ def _runner(opts: BuildOptions, log: Path, progress: Progress, label: str,
 
 
 def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
-             opts: BuildOptions, ws: Path, stage: str) -> tuple[Path, tuple[str, ...]]:
+             opts: BuildOptions, ws: Path, stage: str,
+             archive: bool = True) -> tuple[Path, tuple[str, ...]]:
     """The work copy synced and patched for ``variant``, the object tree configured, the
-    archive's incremental state handled as ``opts`` says: the object tree and make's argv."""
+    archive's incremental state handled as ``opts`` says (when the make that follows builds
+    the archive): the object tree and make's argv."""
     series = (worktree.pick_series(PATCHES_DIR, variant.patch_series, source.version)
               if variant.patch_series else None)
     runner.stage("sync source")
@@ -228,12 +231,20 @@ def _prepare(runner: Runner, source: KernelSource, arch: Arch, variant: Variant,
     make = kconfig.make_args(ws / "src", obj, arch.make_arch, arch.cross_prefix(),
                              compiler_command(arch, opts.use_ccache))
     runner.stage(stage)
+    if archive:  # else the record stays the archive's: that make leaves it as it is
+        _archive_state(runner, opts, ws, arch)
+    return obj, make
+
+
+def _archive_state(runner: Runner, opts: BuildOptions, ws: Path, arch: Arch) -> None:
+    """Before a make that builds the archive: regenerated if its inputs changed (unless
+    ``opts`` asks for upstream's logic, which leaves no record)."""
+    obj = ws / "obj"
     if not opts.force_kheaders_regen:
         archive_inputs.forget(obj)
     elif why := archive_inputs.regenerate_if_changed(ws / "src", obj, arch.srcarch,
                                                       opts.timestamp):
         runner.progress(f"{runner.label}: the archive is regenerated: {why}")
-    return obj, make
 
 
 def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOptions,
