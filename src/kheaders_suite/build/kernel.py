@@ -168,8 +168,7 @@ def build_archive_only(source: KernelSource, arch: Arch, variant: Variant, opts:
         if edit is not None:
             edit(ws / "src")
         runner.run((*make, f"-j{opts.jobs}", "kernel/kheaders.o"))
-        if opts.force_kheaders_regen:
-            archive_inputs.record(obj)
+        archive_inputs.record(obj)
         archive = _copy_archive(obj, out)
         if archive is None:
             raise BuildFailed(f"{label}: no kernel/kheaders_data.tar.xz after make; "
@@ -267,8 +266,7 @@ def _build(source: KernelSource, arch: Arch, variant: Variant, opts: BuildOption
                    expected=expected_steps(opts.cache_dir, arch, opts.flavor) if cold else None)
     if cold:
         remember_steps(opts.cache_dir, arch, runner.steps, opts.flavor)
-    if opts.force_kheaders_regen:
-        archive_inputs.record(obj)
+    archive_inputs.record(obj)  # nothing to record under upstream's logic (forget)
     # The archive the image embeds, taken before any further make can repack it.
     archive = _copy_archive(obj, out)
     modroot = _install_modules(runner, make, obj, out)
