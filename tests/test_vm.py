@@ -1,11 +1,14 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from kheaders_suite.boot.accel import Accel
 from kheaders_suite.boot.vm import (
+    PIPE_MAX,
     VMSpec,
     arrival,
+    console_pipe,
     free_port,
     profile_boot,
     vng_command,
@@ -210,3 +213,21 @@ def test_hang_detectors_report_before_a_command_times_out() -> None:
         "sysctl.kernel.hung_task_check_interval_secs=10",
         "watchdog_thresh=15", "rcupdate.rcu_cpu_stall_timeout=40")
     assert "watchdog_thresh=60" in detectors.detector_args(100.0)  # the kernel's maximum
+
+
+def test_the_console_pipe_takes_half_a_mib_nobody_has_read() -> None:
+    """QEMU writes the console without blocking and drops what the pipe refuses: a reader held
+    off on a loaded host loses nothing while the pipe has room (a default pipe takes 64 KiB)."""
+    want = min(512 << 10, int(PIPE_MAX.read_text()))
+    reader, writer = console_pipe()
+    os.set_blocking(writer, False)
+    taken = 0
+    try:
+        while taken < want:
+            taken += os.write(writer, b"console line\n" * 315)  # about 4 KiB a write
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert taken >= want, f"the pipe took {taken} bytes before refusing"

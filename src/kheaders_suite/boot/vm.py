@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import itertools
 import os
 import re
@@ -24,7 +25,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from kheaders_suite.boot import console as consolelog
 from kheaders_suite.boot import sshkeys
@@ -202,6 +202,26 @@ TERM_WAIT = 2.0
 HANG_REPORT = re.compile("|".join(consolelog.HANG_HEADLINES).encode())
 
 
+# QEMU writes the guest's console (virtconsole on a file chardev) without blocking, and drops
+# whatever a full pipe refuses: the pipe's buffer is all the time a reader starved on a loaded
+# host has before kernel messages are lost (64 KiB is about a second under TCG).
+PIPE_MAX = Path("/proc/sys/fs/pipe-max-size")
+PIPE_FALLBACK = 1 << 20
+
+
+def console_pipe() -> tuple[int, int]:
+    """A pipe (read end, write end) for vng's output whose buffer is as large as the system
+    lets an unprivileged process make one (fs.pipe-max-size), 1 MiB by default."""
+    reader, writer = os.pipe()
+    try:
+        size = int(PIPE_MAX.read_text())
+    except (OSError, ValueError):
+        size = PIPE_FALLBACK
+    with contextlib.suppress(OSError):  # the pipe keeps its default size
+        fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, size)
+    return reader, writer
+
+
 class VM:
     """A running vng/QEMU process group and its console log.
 
@@ -220,14 +240,21 @@ class VM:
                 shutil.rmtree(stale, ignore_errors=True)
         self.home = new_home(spec)
         self.keys = sshkeys.prepare(self.home)
-        self.proc = subprocess.Popen(vng_command(spec, vng), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=vng_env(spec, vng, self.home))
+        reader, writer = console_pipe()
+        try:
+            self.proc = subprocess.Popen(vng_command(spec, vng), stdin=subprocess.DEVNULL,
+                                         stdout=writer, stderr=subprocess.STDOUT,
+                                         start_new_session=True,
+                                         env=vng_env(spec, vng, self.home))
+        except BaseException:
+            os.close(reader)
+            raise
+        finally:
+            os.close(writer)
         self.guardian = subprocess.Popen(guardian_command(self.proc.pid),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        assert self.proc.stdout is not None
         self.panic = PanicWatch()
-        self._drain = threading.Thread(target=_copy, args=(self.proc.stdout, console,
+        self._drain = threading.Thread(target=_copy, args=(reader, console,
                                                            self.arrivals, self.panic),
                                        daemon=True)
         self._drain.start()
@@ -319,11 +346,11 @@ class PanicWatch:
         self.tail = window[-128:]
 
 
-def _copy(stream: IO[bytes], dest: Path, arrivals: list[tuple[float, int]],
+def _copy(reader: int, dest: Path, arrivals: list[tuple[float, int]],
           watch: PanicWatch) -> None:
     received = 0
-    with dest.open("ab") as sink:
-        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+    with open(reader, "rb") as stream, dest.open("ab") as sink:
+        for chunk in iter(lambda: stream.read1(65536), b""):
             sink.write(chunk)
             sink.flush()
             watch.feed(chunk)
