@@ -33,6 +33,7 @@ def test_native_tcg_command_line() -> None:
         "vng", "--run", "/c/builds/b/bzImage", "--cpus", "4", "--memory", "1G",
         "--ssh", "2345", "--ssh-tcp", "--force-9p", "--append", "loglevel=7",
         "--qemu-opts=-set netdev.ssh.restrict=on", "--disable-kvm",
+        "--qemu-opts=-cpu max,la57=off",
     )
 
 

@@ -92,7 +92,7 @@ def vng_command(spec: VMSpec, vng: str = "vng") -> tuple[str, ...]:
     if spec.root is not None:
         cmd += ("--arch", spec.arch.name, "--root", str(spec.root))
     cmd += tuple(f"--rodir={mount}={top}" for top, mount in spec.rodirs)
-    if spec.accel.name == "tcg" and not spec.arch.is_native:
+    if spec.accel.name == "tcg":  # the arch's TCG model, native or not (vng's comes first)
         # One word: vng's argparse takes "-cpu ..." after a space for an option of its own.
         cmd += (f"--qemu-opts=-cpu {spec.arch.tcg_cpu}",)
     return cmd
