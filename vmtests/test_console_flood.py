@@ -32,12 +32,21 @@ FLOOD = 12 * CAP  # well past the bound below on what reading the console may ta
 STALL = 30.0  # seconds (scaled) with no new console byte before the flood counts as lost
 LINE = "console flood from the guest"
 LINES = FLOOD // len(LINE) + 1  # whole lines, more than FLOOD bytes
+FLOOD_BYTES = LINES * (len(LINE) + 1)  # what the guest writes, before its tty adds any \r
+END = "console flood ends"  # written after the flood: the host has all of it once this arrives
 STARVED = 512 * KiB  # what arrives while the reader is held off: past 64 KiB, within 1 MiB
 RATE_WINDOW = 1.0  # seconds the console's rate is measured over before the reader is held
 
 
+def _ended(log: console.ConsoleFile) -> bool:
+    with log.path.open("rb") as text:
+        text.seek(max(log.base, log.path.stat().st_size - 256))
+        return END.encode() in text.read()
+
+
 def _drained(log: console.ConsoleFile, stall: float) -> int:
-    """The log's size once it holds FLOOD bytes, or once no byte came for ``stall`` seconds.
+    """The log's size once the END line after the flood arrived, or once no byte came for
+    ``stall`` seconds.
 
     The guest's write returns with the flood still in the tty's buffers; under TCG the serial
     line drains it at its own pace, slower still while other VMs load the host.
@@ -47,17 +56,18 @@ def _drained(log: console.ConsoleFile, stall: float) -> int:
         return now if now > size else None
 
     size = log.size()
-    while size < FLOOD:
+    while not _ended(log):
         grown = poll(functools.partial(past, size), Deadline(stall), 0.5)
         if grown is None:
             break
         size = grown
-    return size
+    return log.size()
 
 
 def _flood(guest: Guest, done: list[CommandResult | Exception]) -> None:
     try:
-        done.append(guest.run_script(f"yes '{LINE}' | head -n {LINES} > /dev/console",
+        done.append(guest.run_script(f"{{ yes '{LINE}' | head -n {LINES}; echo '{END}'; }}"
+                                     " > /dev/console",
                                      timeout=300 * guest.scale))
     except Exception as error:  # raised again in the test's own thread
         done.append(error)
@@ -98,8 +108,9 @@ def test_a_console_flood_is_read_up_to_the_cap_and_said(guest: Guest) -> None:
         if isinstance(done[0], Exception):
             raise done[0]
         done[0].check()
-        arrived = _drained(log, STALL * guest.scale)
-        assert arrived >= FLOOD, f"only {arrived} bytes of the {FLOOD}-byte flood reached the host"
+        arrived = _drained(log, STALL * guest.scale) - started
+        assert arrived >= FLOOD_BYTES, \
+            f"only {arrived} bytes of the {FLOOD_BYTES}-byte flood reached the host"
         tracemalloc.start()
         head, view = guest.vm.own_console(), guest.vm.console_text()
         peak = tracemalloc.get_traced_memory()[1]
@@ -110,7 +121,9 @@ def test_a_console_flood_is_read_up_to_the_cap_and_said(guest: Guest) -> None:
     bound = 4 * (CAP + console.TAIL_BYTES)  # the head and the quoted tail, a few copies each
     assert peak < bound, f"reading the console took {peak} bytes, with a {CAP}-byte cap"
     last = view.splitlines()
-    assert LINE in last[-2], last[-2]  # the end of the flood, quoted past the cap
+    ends = [i for i, line in enumerate(last[:-1]) if END in line]  # quoted past the cap
+    assert ends, last[-3:]
+    assert LINE in last[ends[-1] - 1], last[ends[-1] - 1]  # the flood's last line, whole
     assert last[-1].startswith("[console past 64 KiB (console.READ_CAP): "), last[-1]
     assert last[-1].endswith(" bytes after it not scanned for kernel reports]")
     assert guest.run(("true",)).rc == 0
