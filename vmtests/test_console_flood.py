@@ -80,7 +80,7 @@ def _hold_reader(log: console.ConsoleFile, started: int) -> None:
     before, since = log.size(), time.monotonic()
     time.sleep(RATE_WINDOW)
     rate = (log.size() - before) / (time.monotonic() - since)
-    if rate <= 0 or log.size() >= FLOOD:
+    if rate <= 0 or log.size() - started >= FLOOD_BYTES:
         return  # the flood has already arrived (a fast console): nothing left to hold off
     hold = STARVED / rate
     interval = sys.getswitchinterval()
